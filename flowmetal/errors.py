@@ -1,0 +1,57 @@
+"""The root exception and its structured subclasses; cli.py alone maps them to exit codes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+class FlowmetalError(Exception):
+    """Root of every error fm reports to a person. `status` is the exit status it implies."""
+    status = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(FlowmetalError):
+    """Bad command-line arguments."""
+    status = 2
+
+
+class SourceError(FlowmetalError):
+    """An error at a place in a source file: rendered with file:line:col and a caret."""
+    status = 1
+
+    def __init__(self, message: str, filename: str, text: str, start: int, end: int,
+                 line: int, col: int):
+        super().__init__(message)
+        self.filename = filename
+        self.text = text
+        self.start = start
+        self.end = end
+        self.line = line
+        self.col = col
+
+
+class ParseError(SourceError):
+    """A syntax error, found before anything runs."""
+    status = 2
+
+
+class JournalError(FlowmetalError):
+    """A journal that cannot be read: corruption before the tail, a bad first record."""
+
+
+class JobLockedError(FlowmetalError):
+    """Another process is running this job (G7)."""
+
+
+class JobNotFoundError(FlowmetalError):
+    """No job matches the id or prefix given."""
+    status = 2
+
+
+class ConfigError(FlowmetalError):
+    """A malformed config file or a bad value in it."""
+    status = 2
