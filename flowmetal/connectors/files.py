@@ -1,0 +1,296 @@
+"""File effects: redirect opens, builtin output, reads, `read`, globbing, file tests and `cd`."""
+from __future__ import annotations
+
+import errno
+import glob as _glob
+import os
+import select
+import stat
+
+from .term import Term
+
+ENCODING = "utf-8"
+ERRORS = "surrogateescape"  # bytes that are not UTF-8 survive a round trip through str
+
+# Open flags for a redirect mode, as bash opens them: `<>` creates but never truncates.
+OPEN_FLAGS = {
+    "r": os.O_RDONLY,
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "rw": os.O_RDWR | os.O_CREAT,
+}
+
+
+def resolve(cwd: str | None, path: str) -> str:
+    """An absolute path for `path` as seen from the job's logical cwd.
+
+    The empty path stays empty so that the syscall fails with ENOENT, as in bash, instead of
+    silently naming the cwd itself.
+    """
+    if not path or os.path.isabs(path) or not cwd:
+        return path
+    return os.path.join(cwd, path)
+
+
+def decode(data: bytes) -> str:
+    return data.decode(ENCODING, ERRORS)
+
+
+def encode(text: str) -> bytes:
+    return text.encode(ENCODING, ERRORS)
+
+
+def strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def open_error(display: str, exc: OSError) -> str:
+    return f"cannot open {display}: {strerror(exc)}"
+
+
+def _display(req: dict, path: str) -> str:
+    return req.get("display") or path
+
+
+def do_open(req: dict, term: Term) -> dict:
+    """Truncate/create a redirect target, or check it can be opened."""
+    mode = req.get("mode", "w")
+    path = resolve(req.get("cwd"), req["path"])
+    # O_NONBLOCK: only checking, so a FIFO must not block the runner until a peer shows up.
+    flags = OPEN_FLAGS[mode] | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        os.close(os.open(path, flags, 0o666))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return {}  # a FIFO without a reader yet: the real write will wait for one
+        return {"error": open_error(_display(req, req["path"]), exc)}
+    return {}
+
+
+def do_write(req: dict, term: Term) -> dict:
+    """Output of a builtin: to the job's stdout/stderr (echoed and journaled) or into a file."""
+    target = req["target"]
+    data = req.get("data", "")
+    if target["kind"] == "term":
+        stream = int(target.get("fd", 1))
+        stream = 2 if stream == 2 else 1
+        term.write(stream, encode(data))
+        if not data:
+            return {}
+        return {"out": data} if stream == 1 else {"err": data}
+    if target["kind"] != "file":
+        raise ValueError(f"write: bad target kind {target['kind']!r}")
+    path = resolve(target.get("cwd") or req.get("cwd"), target["path"])
+    mode = target.get("mode", "a")
+    try:
+        fd = os.open(path, OPEN_FLAGS[mode] | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        return {"error": open_error(_display(target, target["path"]), exc)}
+    try:
+        _write_all(fd, encode(data))
+    except OSError as exc:
+        return {"error": f"write error: {_display(target, target['path'])}: {strerror(exc)}"}
+    finally:
+        os.close(fd)
+    return {}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def do_read_file(req: dict, term: Term) -> dict:
+    """The whole content of a file, for `< file` into fm code, `source` and mapfile."""
+    path = resolve(req.get("cwd"), req["path"])
+    display = _display(req, req["path"])
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return {"error": open_error(display, exc)}
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as exc:  # EISDIR: open(2) accepts a directory, read(2) refuses it
+        return {"error": f"cannot read {display}: {strerror(exc)}"}
+    finally:
+        os.close(fd)
+    return {"data": decode(b"".join(chunks))}
+
+
+def do_read_line(req: dict, term: Term) -> dict:
+    """One line of the job's stdin, consuming nothing past the delimiter (like bash `read`).
+
+    A later external command inherits the same stdin, so bytes read past the delimiter would
+    be lost to it: a seekable fd is read in blocks and rewound, anything else byte by byte.
+    """
+    fd = term.fd_for(int(req.get("fd", 0)))
+    if fd is None:
+        return {"line": None}
+    delim = req.get("delim", "\n")
+    delim_b = encode(delim) if delim else b"\0"  # bash: `read -d ''` stops at NUL
+    try:
+        line, found = _read_until(fd, delim_b)
+    except OSError as exc:
+        return {"line": None, "error": f"read error: {strerror(exc)}"}
+    if found:
+        return {"line": decode(line)}
+    if line:
+        return {"line": decode(line), "eof": True}
+    return {"line": None}
+
+
+def _read_until(fd: int, delim: bytes) -> tuple[bytes, bool]:
+    try:
+        os.lseek(fd, 0, os.SEEK_CUR)
+        seekable = True
+    except OSError:
+        seekable = False
+    buf = bytearray()
+    while True:
+        chunk = _read_some(fd, 4096 if seekable else 1)
+        if not chunk:
+            return bytes(buf), False
+        start = max(0, len(buf) - len(delim) + 1)
+        buf += chunk
+        at = buf.find(delim, start)
+        if at >= 0:
+            excess = len(buf) - (at + len(delim))
+            if excess:
+                os.lseek(fd, -excess, os.SEEK_CUR)
+            return bytes(buf[:at]), True
+
+
+def _read_some(fd: int, n: int) -> bytes:
+    while True:
+        try:
+            return os.read(fd, n)
+        except BlockingIOError:
+            select.select([fd], [], [])  # a tty left in O_NONBLOCK: wait for input
+
+
+def do_glob(req: dict, term: Term) -> dict:
+    """Pathname expansion as bash does it by default: `**` is not recursive, dotfiles only
+    match a segment that starts with a dot, `.` and `..` never (bash 5.2 globskipdots)."""
+    pattern = req["pattern"]
+    root = req.get("cwd") if not os.path.isabs(pattern) else None
+    try:
+        matches = _glob.glob(pattern, root_dir=root, recursive=False)
+    except OSError:
+        matches = []
+    return {"matches": sorted(matches)}
+
+
+def do_cd(req: dict, term: Term) -> dict:
+    """The new logical cwd, normalised like bash's default `cd -L`."""
+    cwd = req.get("cwd") or "/"
+    path = req["path"]
+    if path == "":
+        return {"cwd": cwd}  # bash: `cd ""` changes nothing
+    logical = os.path.normpath(os.path.join(cwd, path))
+    error = _dir_error(logical)
+    if error is None:
+        return {"cwd": logical}
+    # bash retries physically when `..` over a symlink leads nowhere logically.
+    physical = os.path.realpath(os.path.join(os.path.realpath(cwd), path))
+    if physical != logical and _dir_error(physical) is None:
+        return {"cwd": physical}
+    return {"error": f"cd: {_display(req, path)}: {error}"}
+
+
+def _dir_error(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return strerror(exc)
+    if not stat.S_ISDIR(st.st_mode):
+        return os.strerror(errno.ENOTDIR)
+    if not _access(path, os.X_OK):
+        return os.strerror(errno.EACCES)  # chdir(2) needs search permission
+    return None
+
+
+def _access(path: str, mode: int) -> bool:
+    # bash tests with the effective ids (eaccess), which matters for setuid callers.
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
+
+
+def _stat(path: str, follow: bool = True) -> os.stat_result | None:
+    try:
+        return os.stat(path) if follow else os.lstat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _mode_test(check):
+    def test(path: str) -> bool:
+        st = _stat(path)
+        return st is not None and check(st)
+    return test
+
+
+UNARY_TESTS = {
+    "-e": _mode_test(lambda st: True),
+    "-f": _mode_test(lambda st: stat.S_ISREG(st.st_mode)),
+    "-d": _mode_test(lambda st: stat.S_ISDIR(st.st_mode)),
+    "-s": _mode_test(lambda st: st.st_size > 0),
+    "-p": _mode_test(lambda st: stat.S_ISFIFO(st.st_mode)),
+    "-S": _mode_test(lambda st: stat.S_ISSOCK(st.st_mode)),
+    "-b": _mode_test(lambda st: stat.S_ISBLK(st.st_mode)),
+    "-c": _mode_test(lambda st: stat.S_ISCHR(st.st_mode)),
+    "-g": _mode_test(lambda st: bool(st.st_mode & stat.S_ISGID)),
+    "-u": _mode_test(lambda st: bool(st.st_mode & stat.S_ISUID)),
+    "-k": _mode_test(lambda st: bool(st.st_mode & stat.S_ISVTX)),
+    "-O": _mode_test(lambda st: st.st_uid == os.geteuid()),
+    "-G": _mode_test(lambda st: st.st_gid == os.getegid()),
+    "-N": _mode_test(lambda st: st.st_atime_ns <= st.st_mtime_ns),
+    "-r": lambda p: _stat(p) is not None and _access(p, os.R_OK),
+    "-w": lambda p: _stat(p) is not None and _access(p, os.W_OK),
+    "-x": lambda p: _stat(p) is not None and _access(p, os.X_OK),
+    "-L": lambda p: (st := _stat(p, follow=False)) is not None and stat.S_ISLNK(st.st_mode),
+}
+UNARY_TESTS["-h"] = UNARY_TESTS["-L"]
+
+
+def _newer(a: str, b: str) -> bool:
+    # bash: true also when only the first file exists.
+    sa, sb = _stat(a), _stat(b)
+    if sa is None:
+        return False
+    return sb is None or sa.st_mtime_ns > sb.st_mtime_ns
+
+
+def _same_file(a: str, b: str) -> bool:
+    sa, sb = _stat(a), _stat(b)
+    return sa is not None and sb is not None and (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+BINARY_TESTS = {
+    "-nt": _newer,
+    "-ot": lambda a, b: _newer(b, a),
+    "-ef": _same_file,
+}
+
+
+def do_test(req: dict, term: Term) -> dict:
+    """A file test of `[ ]` / `[[ ]]` / `test`."""
+    op = req["test"]
+    cwd = req.get("cwd")
+    if op == "-t":
+        try:
+            stream = int(req["path"])
+        except (TypeError, ValueError):
+            return {"result": False}
+        return {"result": term.isatty(stream)}
+    if op in BINARY_TESTS:
+        return {"result": BINARY_TESTS[op](resolve(cwd, req["path"]), resolve(cwd, req["path2"]))}
+    if op in UNARY_TESTS:
+        return {"result": UNARY_TESTS[op](resolve(cwd, req["path"]))}
+    raise ValueError(f"test: unknown file test {op!r}")

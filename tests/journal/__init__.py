@@ -1,0 +1,1 @@
+"""Tests of flowmetal.journal: the journal store, its readers and the job lock."""
