@@ -22,6 +22,7 @@ OPS = {
     "glob": files.do_glob,
     "test": files.do_test,
     "cd": files.do_cd,
+    "realpath": files.do_realpath,
 }
 
 

@@ -203,6 +203,11 @@ def do_cd(req: dict, term: Term) -> dict:
     return {"error": f"cd: {_display(req, path)}: {error}"}
 
 
+def do_realpath(req: dict, term: Term) -> dict:
+    """The physical path of a directory (for `pwd -P`, `cd -P`)."""
+    return {"path": os.path.realpath(resolve(req.get("cwd"), req["path"]))}
+
+
 def _dir_error(path: str) -> str | None:
     try:
         st = os.stat(path)

@@ -80,6 +80,8 @@ class ArithText:
     expression between the delimiters; `span` covers it (for error carets)."""
     text: str
     span: Span
+    parts: tuple = ()   # when the text holds $(...), ${...} or `...`: its parts as in a
+                        # here-document, expanded to text before evaluation (as bash does)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from flowmetal.lang.ast import (ArithCommand, ArithText, CondCommand, HereDoc, R
                                 SimpleCommand, Word, Lit)
 from flowmetal.lang.cond import CondParser
 from flowmetal.lang.source import Ctx
-from flowmetal.lang.words import (NORMAL, Unterminated, arith_end, brace_expand, has_brace,
+from flowmetal.lang.words import (arith_text, NORMAL, Unterminated, arith_end, brace_expand, has_brace,
                                   scan_assign, scan_decl_array, scan_heredoc, scan_word)
 
 tokens = (
@@ -259,8 +259,7 @@ class Lexer:
                                              incomplete=True) from None
                     if e is not None:
                         t.type = "ARITH"
-                        t.value = ArithCommand(ArithText(text[pos + 2:e],
-                                                         self.src.span(pos + 2, e)),
+                        t.value = ArithCommand(arith_text(self.ctx, pos + 2, e),
                                                self.src.span(pos, e + 2))
                         t.lexer.lexpos = e + 2
                         self.state = AFTER_CLOSE
@@ -438,7 +437,7 @@ class Lexer:
                 a += 1
             while b > a and text[b - 1] in " \t\n":
                 b -= 1
-            vals.append(ArithText(text[a:b], src.span(a, b)) if b > a else None)
+            vals.append(arith_text(self.ctx, a, b) if b > a else None)
         t.type = "ARITH_FOR"
         t.value = (tuple(vals), e + 2)
         t.lexer.lexpos = e + 2

@@ -321,7 +321,11 @@ class Unterminated(Exception):
 
 
 def arith_text(ctx, start, end):
-    return ArithText(ctx.text[start:end], ctx.src.span(start, end))
+    text = ctx.text[start:end]
+    parts = ()
+    if "$(" in text or "${" in text or "`" in text:
+        parts = scan_heredoc(ctx, start, end, False)
+    return ArithText(text, ctx.src.span(start, end), parts)
 
 
 def scan_dollar(ctx, pos, in_dq):

@@ -1,0 +1,718 @@
+"""The shell builtins that run inside the machine (SPEC 1.1): pure code plus memoised effects."""
+from __future__ import annotations
+
+from flowmetal.machine import printf as _printf
+from flowmetal.machine import testexpr
+from flowmetal.machine.errors import ShellError, Unwind
+
+KEYWORDS = {"if", "then", "elif", "else", "fi", "while", "until", "do", "done", "for", "in",
+            "case", "esac", "function", "try", "catch", "finally", "{", "}", "!", "[[", "]]"}
+
+
+class Call:
+    """One builtin invocation: its arguments and what it writes. Builtins run again from the
+    top after each effect (with earlier results memoised), so they do effects first and change
+    state last."""
+
+    def __init__(self, vm, f, code, node, argv, block):
+        self.vm = vm
+        self.f = f
+        self.code = code
+        self.node = node
+        self.argv = argv
+        self.block = block
+        self.reset()
+
+    def reset(self):
+        self.writes = []
+        self.msg = None
+        self.push = None
+
+    def out(self, text: str, fd: str = "1"):
+        if not text:
+            return
+        if self.writes and self.writes[-1][0] == fd:
+            self.writes[-1][1] += text
+        else:
+            self.writes.append([fd, text])
+
+    def err(self, text: str):
+        self.out(text, "2")
+
+    def fail(self, msg: str, status: int = 1) -> int:
+        """A builtin's failure: `msg` becomes the error's message if it stops the script."""
+        self.msg = msg
+        return status
+
+    def effect(self, req: dict) -> dict:
+        return self.vm.effect(self.f, req)
+
+    @property
+    def span(self):
+        return self.node.span
+
+
+BUILTINS: dict = {}
+
+
+def builtin(*names):
+    def deco(fn):
+        for n in names:
+            BUILTINS[n] = fn
+        return fn
+    return deco
+
+
+def _status_arg(c: Call, args, default):
+    if not args:
+        return default
+    try:
+        return int(args[0]) & 255
+    except ValueError:
+        raise ShellError(2, f"{c.argv[0]}: `{args[0]}`: numeric argument required", c.span)
+
+
+@builtin("true", ":")
+def b_true(c):
+    return 0
+
+
+@builtin("false")
+def b_false(c):
+    return 1
+
+
+@builtin("echo")
+def b_echo(c):
+    args = c.argv[1:]
+    newline, escapes = True, False
+    while args and len(args[0]) > 1 and args[0][0] == "-" and set(args[0][1:]) <= set("neE"):
+        for ch in args[0][1:]:
+            if ch == "n":
+                newline = False
+            elif ch == "e":
+                escapes = True
+            else:
+                escapes = False
+        args = args[1:]
+    text = " ".join(args)
+    if escapes:
+        text, stopped = _printf.echo_escapes(text)
+        if stopped:
+            newline = False
+    c.out(text + ("\n" if newline else ""))
+    return 0
+
+
+@builtin("printf")
+def b_printf(c):
+    args = c.argv[1:]
+    var = None
+    if args and args[0] == "-v":
+        if len(args) < 2:
+            return c.fail("printf: -v: option requires an argument", 2)
+        var, args = args[1], args[2:]
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        return c.fail("printf: usage: printf [-v var] format [arguments]", 2)
+    out, msgs = _printf.format(args[0], args[1:])
+    status = 0
+    for m in msgs:
+        if not _printf.is_warning(m):
+            status = 1
+            c.msg = m
+        c.err(f"fm: {m}\n")
+    if var is not None:
+        c.vm.set_scalar(var, out, span=c.span)
+    else:
+        c.out(out)
+    return status
+
+
+@builtin("pwd")
+def b_pwd(c):
+    cwd = c.vm.state["cwd"]
+    if "-P" in c.argv[1:]:
+        cwd = c.effect({"op": "realpath", "path": cwd, "cwd": cwd})["path"]
+    c.out(cwd + "\n")
+    return 0
+
+
+@builtin("cd")
+def b_cd(c):
+    vm = c.vm
+    args = [a for a in c.argv[1:] if a not in ("-L", "-P", "--")]
+    if not args:
+        target = vm.get("HOME")
+        if target is None:
+            return c.fail("cd: HOME not set")
+    else:
+        target = args[0]
+    show = False
+    if target == "-":
+        target = vm.get("OLDPWD")
+        if target is None:
+            return c.fail("cd: OLDPWD not set")
+        show = True
+    res = c.effect({"op": "cd", "path": target, "cwd": vm.state["cwd"]})
+    if res.get("error"):
+        c.err(f"fm: {res['error']}\n")
+        return c.fail(res["error"])
+    old = vm.state["cwd"]
+    vm.state["cwd"] = res["cwd"]
+    vm.set_scalar("OLDPWD", old)
+    vm.set_scalar("PWD", res["cwd"])
+    if show:
+        c.out(res["cwd"] + "\n")
+    return 0
+
+
+def _split_decl(c: Call, args):
+    """Leading -flags / +flags of declare-like builtins -> (set of flags, names)."""
+    flags, rest = set(), []
+    i = 0
+    while i < len(args) and isinstance(args[i], str) and args[i][:1] in "-+" \
+            and len(args[i]) > 1 and args[i] != "--":
+        for ch in args[i][1:]:
+            flags.add(args[i][0] + ch if args[i][0] == "+" else ch)
+        i += 1
+    if i < len(args) and args[i] == "--":
+        i += 1
+    rest = args[i:]
+    return flags, rest
+
+
+def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
+    vm = c.vm
+    flags, names = _split_decl(c, args)
+    if "p" in flags and not names:
+        return _print_vars(c, export_only=export)
+    if "f" in flags or "F" in flags:
+        for n in names:
+            if n not in vm.state["funcs"]:
+                return 1
+            c.out(n + "\n")
+        return 0
+    for item in names:
+        if isinstance(item, dict):     # name=(...)
+            name, op, items = item["arr"], item["op"], item["items"]
+            items = [tuple(v) if isinstance(v, list) else v for v in items]
+            vm.set_array(name, items, append=op == "+=", span=c.span, local=local,
+                         assoc=True if "A" in flags else None)
+            cell = vm.cell(name)
+        else:
+            name, eq, value = item.partition("=")
+            append = False
+            if name.endswith("+") and eq:
+                name, append = name[:-1], True
+            if not _valid_name(name.split("[", 1)[0]):
+                return c.fail(f"{c.argv[0]}: `{item}`: not a valid identifier")
+            if local:
+                scope = vm.state["scopes"][-1]
+                cell = scope.get(name)
+                if cell is None:
+                    cell = scope[name] = {}
+            else:
+                cell = vm.cell(name)
+                if cell is None:
+                    cell = vm.state["scopes"][0][name] = {}
+            if "A" in flags and "A" not in cell:
+                cell.pop("s", None)
+                cell.pop("a", None)
+                cell["A"] = {}
+            elif "a" in flags and "a" not in cell and "A" not in cell:
+                cell["a"] = [cell.pop("s")] if "s" in cell else []
+            if eq:
+                if cell.get("r"):
+                    return c.fail(f"`{name}` is readonly")
+                if "[" in name:
+                    base, key = name[:-1].split("[", 1)
+                    vm.set_item(base, key, value, append=append, span=c.span)
+                else:
+                    vm.set_scalar(name, value, append=append, span=c.span, local=local)
+                cell = (vm.state["scopes"][-1] if local else None) and \
+                    vm.state["scopes"][-1].get(name) or vm.cell(name) or cell
+        if export or "x" in flags:
+            cell["x"] = 1
+        if "+x" in flags:
+            cell.pop("x", None)
+        if readonly or "r" in flags:
+            cell["r"] = 1
+    return 0
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and (name[0].isalpha() or name[0] == "_") and \
+        name.replace("_", "a").isalnum()
+
+
+def _print_vars(c: Call, export_only=False):
+    from flowmetal.machine.printf import shell_quote
+    seen = {}
+    for scope in c.vm.state["scopes"]:
+        seen.update(scope)
+    for name in sorted(seen):
+        cell = seen[name]
+        if export_only and not cell.get("x"):
+            continue
+        if "s" in cell:
+            c.out(f"declare -{'x' if cell.get('x') else '-'} {name}={shell_quote(cell['s'])}\n")
+    return 0
+
+
+@builtin("declare", "typeset")
+def b_declare(c):
+    flags, _ = _split_decl(c, c.argv[1:])
+    in_fn = any(fr["k"] == "fn" for fr in c.vm.state["frames"])
+    return _declare(c, c.argv[1:], local=in_fn and "g" not in flags)
+
+
+@builtin("local")
+def b_local(c):
+    if not any(fr["k"] == "fn" for fr in c.vm.state["frames"]):
+        return c.fail("local: can only be used in a function")
+    return _declare(c, c.argv[1:], local=True)
+
+
+@builtin("export")
+def b_export(c):
+    flags, names = _split_decl(c, c.argv[1:])
+    if "n" in flags:
+        for n in names:
+            cell = c.vm.cell(n)
+            if cell is not None:
+                cell.pop("x", None)
+        return 0
+    return _declare(c, c.argv[1:], local=False, export=True)
+
+
+@builtin("readonly")
+def b_readonly(c):
+    return _declare(c, c.argv[1:], local=False, readonly=True)
+
+
+@builtin("unset")
+def b_unset(c):
+    vm = c.vm
+    args = c.argv[1:]
+    funcs = False
+    while args and args[0] in ("-v", "-f", "--"):
+        funcs = args[0] == "-f"
+        args = args[1:]
+    for name in args:
+        if funcs:
+            vm.state["funcs"].pop(name, None)
+        elif name.endswith("]") and "[" in name:
+            base, key = name[:-1].split("[", 1)
+            if not vm.is_assoc(base):
+                from flowmetal.lang import ast as A
+                key = str(vm.arith(A.ArithText(key, c.span)))
+            vm.unset_item(base, key)
+        else:
+            if vm.cell(name) is None and name in vm.state["funcs"]:
+                vm.state["funcs"].pop(name)
+            else:
+                vm.unset(name, c.span)
+    return 0
+
+
+@builtin("shift")
+def b_shift(c):
+    n = _status_arg(c, c.argv[1:], 1)
+    args = c.vm.positional()
+    if n > len(args):
+        return c.fail(f"shift: {n}: shift count out of range")
+    c.vm.set_positional(args[n:])
+    return 0
+
+
+_SET_OPTS = {"errexit": "e", "nounset": "u", "pipefail": "pipefail", "xtrace": "x"}
+
+
+@builtin("set")
+def b_set(c):
+    vm = c.vm
+    opts = vm.state["opts"]
+    args = c.argv[1:]
+    if not args:
+        return _print_vars(c)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            vm.set_positional(args[i + 1:])
+            return 0
+        if a in ("-o", "+o"):
+            if i + 1 >= len(args):
+                for k, v in _SET_OPTS.items():
+                    c.out(f"{k:<15}\t{'on' if opts.get(v) else 'off'}\n")
+                return 0
+            name = args[i + 1]
+            if name not in _SET_OPTS:
+                return c.fail(f"set: {name}: invalid option name", 2)
+            opts[_SET_OPTS[name]] = 1 if a == "-o" else 0
+            i += 2
+            continue
+        if a[:1] in "-+" and len(a) > 1:
+            on = a[0] == "-"
+            j = 1
+            while j < len(a):
+                ch = a[j]
+                if ch == "o":
+                    if i + 1 >= len(args):
+                        return c.fail("set: -o: option requires an argument", 2)
+                    name = args[i + 1]
+                    if name not in _SET_OPTS:
+                        return c.fail(f"set: {name}: invalid option name", 2)
+                    opts[_SET_OPTS[name]] = 1 if on else 0
+                    i += 1
+                elif ch in "eux":
+                    opts[ch] = 1 if on else 0
+                elif ch in "fhBHCbmnv":
+                    pass   # accepted for bash scripts; no effect in fm
+                else:
+                    return c.fail(f"set: -{ch}: invalid option", 2)
+                j += 1
+            i += 1
+            continue
+        vm.set_positional(args[i:])
+        return 0
+    return 0
+
+
+@builtin("exit")
+def b_exit(c):
+    raise Unwind("exit", _status_arg(c, c.argv[1:], c.vm.state["status"]))
+
+
+@builtin("return")
+def b_return(c):
+    if not any(fr["k"] in ("fn", "src") for fr in c.vm.state["frames"]):
+        return c.fail("return: can only be used in a function or a sourced script")
+    raise Unwind("return", _status_arg(c, c.argv[1:], c.vm.state["status"]))
+
+
+@builtin("break", "continue")
+def b_break(c):
+    n = _status_arg(c, c.argv[1:], 1)
+    if n < 1:
+        return c.fail(f"{c.argv[0]}: {n}: loop count out of range")
+    raise Unwind(c.argv[0], n)
+
+
+@builtin("test", "[")
+def b_test(c):
+    from flowmetal.machine.cond import file_test
+    args = c.argv[1:]
+    name = c.argv[0]
+    try:
+        if name == "[":
+            args = testexpr.strip_bracket(args)
+        return testexpr.evaluate(args, lambda op, p, p2=None: file_test(c.vm, c.f, op, p, p2),
+                                 name=name)
+    except testexpr.TestError as e:
+        c.err(f"fm: {e.message}\n")
+        return c.fail(e.message, 2)
+
+
+def _stdin_lines(c: Call, delim: str, limit=None):
+    """Read lines from the command's stdin: in-memory input is consumed directly; the job's
+    terminal stdin through read_line effects. Yields (line, complete)."""
+    vm = c.vm
+    t = vm.fds().get("0", {"kind": "closed"})
+    k = t["kind"]
+    count = 0
+    if k in ("data", "bufin"):
+        holder = t if k == "data" else vm.state["bufs"].get(t["id"], {"d": "", "p": 0})
+        while limit is None or count < limit:
+            d, p = holder["d"], holder["p"]
+            if p >= len(d):
+                return
+            j = d.find(delim, p) if delim else d.find("\0", p)
+            if j < 0:
+                holder["p"] = len(d)
+                yield d[p:], False
+                return
+            holder["p"] = j + 1
+            count += 1
+            yield d[p:j], True
+        return
+    if k == "term":
+        while limit is None or count < limit:
+            res = c.effect({"op": "read_line", "fd": 0, "delim": delim})
+            line = res.get("line")
+            if line is None:
+                return
+            count += 1
+            yield line, not res.get("eof")
+            if res.get("eof"):
+                return
+        return
+    if k == "file":
+        res = c.effect({"op": "read_file", "path": t["path"], "cwd": vm.state["cwd"],
+                        "display": t.get("display", t["path"])})
+        # a read/write file: treat its content as input once
+        data = res.get("data", "")
+        t2 = {"kind": "data", "d": data, "p": 0}
+        vm.fds()["0"] = t2
+        yield from _stdin_lines(c, delim, limit)
+        return
+    return
+
+
+@builtin("read")
+def b_read(c):
+    vm = c.vm
+    args = c.argv[1:]
+    raw, delim, array, prompt, nchars = False, "\n", None, None, None
+    names = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-r":
+            raw = True
+        elif a in ("-d", "-a", "-p", "-n", "-N", "-t", "-u") and i + 1 < len(args):
+            v = args[i + 1]
+            if a == "-d":
+                delim = v[:1]
+            elif a == "-a":
+                array = v
+            elif a == "-p":
+                prompt = v
+            elif a in ("-n", "-N"):
+                nchars = int(v)
+            i += 1
+        elif a.startswith("-") and len(a) > 1 and set(a[1:]) <= set("rs"):
+            raw = raw or "r" in a
+        elif a == "--":
+            names.extend(args[i + 1:])
+            break
+        else:
+            names.append(a)
+        i += 1
+    if prompt:
+        c.err(prompt)
+    got = None
+    complete = False
+    for line, complete in _stdin_lines(c, delim, None):
+        if got is None:
+            got = line
+        else:
+            got = got[:-1] + line     # a continued line: drop the backslash
+        n_bs = len(got) - len(got.rstrip("\\"))
+        if raw or not complete or delim != "\n" or n_bs % 2 == 0:
+            break
+    if got is None:
+        for n in names or ["REPLY"]:
+            vm.set_scalar(n, "", span=c.span)
+        if array:
+            vm.set_array(array, [], span=c.span)
+        return 1
+    line = got
+    if not raw:
+        out, k = [], 0
+        while k < len(line):
+            ch = line[k]
+            if ch == "\\" and k + 1 < len(line):
+                out.append(line[k + 1])
+                k += 2
+                continue
+            if ch != "\\":
+                out.append(ch)
+            k += 1
+        line = "".join(out)
+    if nchars is not None:
+        line = line[:nchars]
+    ifs = vm.get("IFS")
+    ifs = " \t\n" if ifs is None else ifs
+    if array:
+        vm.set_array(array, [w for w in _split_ifs(line, ifs, None)], span=c.span)
+    elif not names:
+        vm.set_scalar("REPLY", line, span=c.span)
+    else:
+        parts = _split_ifs(line, ifs, len(names))
+        for k, n in enumerate(names):
+            vm.set_scalar(n, parts[k] if k < len(parts) else "", span=c.span)
+    return 0 if complete else 1
+
+
+def _split_ifs(line: str, ifs: str, maxsplit):
+    """Split a line into at most `maxsplit` fields by IFS, as bash's `read` does: IFS
+    whitespace runs are one separator and are trimmed at both ends; the last field keeps the
+    rest of the line."""
+    if not ifs:
+        return [line]
+    import re
+    ws = "".join(ch for ch in ifs if ch in " \t\n")
+    nonws = "".join(ch for ch in ifs if ch not in " \t\n")
+    if ws:
+        line = line.strip(ws)
+    if not line:
+        return []
+    w = "[" + re.escape(ws) + "]*" if ws else ""
+    if nonws:
+        sep = w + "[" + re.escape(nonws) + "]" + w
+        if ws:
+            sep = "(?:" + sep + "|[" + re.escape(ws) + "]+)"
+    else:
+        sep = "[" + re.escape(ws) + "]+"
+    if maxsplit is None:
+        parts = re.split(sep, line)
+        if nonws and parts and parts[-1] == "":
+            parts.pop()
+        return parts
+    if maxsplit <= 1:
+        return [line]
+    return re.split(sep, line, maxsplit=maxsplit - 1)
+
+
+@builtin("mapfile", "readarray")
+def b_mapfile(c):
+    args = c.argv[1:]
+    strip, delim, name = False, "\n", "MAPFILE"
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-t":
+            strip = True
+        elif a == "-d" and i + 1 < len(args):
+            delim = args[i + 1][:1]
+            i += 1
+        elif a.startswith("-"):
+            pass
+        else:
+            name = a
+        i += 1
+    lines = []
+    for line, complete in _stdin_lines(c, delim):
+        lines.append(line if strip or not complete else line + (delim or "\0"))
+    c.vm.set_array(name, lines, span=c.span)
+    return 0
+
+
+@builtin("eval")
+def b_eval(c):
+    text = " ".join(c.argv[1:])
+    if not text.strip():
+        return 0
+    code = _add_unit(c, text, "eval", "e:")
+    c.push = {"c": code, "pc": 0, "b": [], "t": {}, "i": None, "k": "eval"}
+    return 0
+
+
+def _add_unit(c: Call, text: str, filename: str, prefix: str) -> str:
+    from flowmetal.errors import ParseError
+    try:
+        return c.vm.add_unit(text, filename, prefix)
+    except ParseError as e:
+        raise ShellError(2, f"{filename}:{e.line}:{e.col}: syntax error: {e.message}", c.span)
+
+
+@builtin("source", ".")
+def b_source(c):
+    args = c.argv[1:]
+    if not args:
+        return c.fail(f"{c.argv[0]}: filename argument required", 2)
+    path = args[0]
+    res = c.effect({"op": "read_file", "path": c.vm.abspath(path), "cwd": c.vm.state["cwd"],
+                    "display": path})
+    if res.get("error"):
+        return c.fail(f"{c.argv[0]}: {res['error']}")
+    code = _add_unit(c, res.get("data", ""), path, "s:")
+    frame = {"c": code, "pc": 0, "b": [], "t": {}, "i": None, "k": "src"}
+    if len(args) > 1:
+        frame["a"] = args[1:]
+    c.push = frame
+    return 0
+
+
+def _which(c: Call, name: str):
+    if "/" in name:
+        res = c.effect({"op": "test", "test": "-x", "path": name, "cwd": c.vm.state["cwd"]})
+        return name if res.get("result") else None
+    path = c.vm.get("PATH") or "/usr/bin:/bin"
+    for d in path.split(":"):
+        p = f"{d or '.'}/{name}"
+        res = c.effect({"op": "test", "test": "-x", "path": p, "cwd": c.vm.state["cwd"]})
+        if res.get("result"):
+            res2 = c.effect({"op": "test", "test": "-d", "path": p, "cwd": c.vm.state["cwd"]})
+            if not res2.get("result"):
+                return p
+    return None
+
+
+def _describe(c: Call, name: str, verbose: bool, only_path=False):
+    vm = c.vm
+    if not only_path:
+        if name in KEYWORDS:
+            c.out(f"{name} is a shell keyword\n" if verbose else f"{name}\n")
+            return True
+        if name in vm.state["funcs"]:
+            c.out(f"{name} is a function\n" if verbose else f"{name}\n")
+            return True
+        if name in BUILTINS:
+            c.out(f"{name} is a shell builtin\n" if verbose else f"{name}\n")
+            return True
+    p = _which(c, name)
+    if p is not None:
+        c.out(f"{name} is {p}\n" if verbose else f"{p}\n")
+        return True
+    return False
+
+
+@builtin("type")
+def b_type(c):
+    args = c.argv[1:]
+    terse = False
+    path_only = False
+    while args and args[0].startswith("-") and len(args[0]) > 1:
+        terse = terse or "t" in args[0]
+        path_only = path_only or "p" in args[0] or "P" in args[0]
+        args = args[1:]
+    status = 0
+    for name in args:
+        if terse:
+            vm = c.vm
+            kind = ("keyword" if name in KEYWORDS else "function" if name in vm.state["funcs"]
+                    else "builtin" if name in BUILTINS else "file" if _which(c, name) else None)
+            if kind is None:
+                status = 1
+            else:
+                c.out(kind + "\n")
+            continue
+        if not _describe(c, name, not path_only, only_path=path_only):
+            c.err(f"fm: type: {name}: not found\n")
+            status = 1
+    return status
+
+
+@builtin("command")
+def b_command(c):
+    args = c.argv[1:]
+    if args and args[0] in ("-v", "-V"):
+        status = 0
+        for name in args[1:]:
+            if not _describe(c, name, args[0] == "-V"):
+                status = 1
+        return status
+    if not args:
+        return 0
+    return c.fail("command: unsupported use", 2)
+
+
+@builtin("builtin")
+def b_builtin(c):
+    args = c.argv[1:]
+    if not args:
+        return 0
+    return c.fail(f"builtin: {args[0]}: not a shell builtin")
+
+
+@builtin("let")
+def b_let(c):
+    from flowmetal.lang import ast as A
+    v = 0
+    for a in c.argv[1:]:
+        v = c.vm.arith(A.ArithText(a, c.span))
+    return 0 if v != 0 else 1

@@ -1,0 +1,609 @@
+"""Simple commands, pipelines and redirections: expansion, dispatch and the exec effect."""
+from __future__ import annotations
+
+import posixpath
+
+from flowmetal.lang import ast as A
+from flowmetal.machine import pattern
+from flowmetal.machine.errors import NeedEffect, ShellError
+from flowmetal.machine.expand import Expander
+
+_OUT_MODE = {">": "w", ">|": "w", ">>": "a", "<>": "rw", "&>": "w", "&>>": "a"}
+
+
+def _declaration_word(word: A.Word):
+    """`name=(...)` as an argument of declare/local/export/readonly -> (name, op, ArrayLit)."""
+    parts = word.parts
+    if len(parts) == 2 and isinstance(parts[0], A.Lit) and isinstance(parts[1], A.ArrayLit):
+        head = parts[0].text
+        if head.endswith("+="):
+            return head[:-2], "+=", parts[1]
+        if head.endswith("="):
+            return head[:-1], "=", parts[1]
+    return None
+
+
+class CommandOps:
+    """Mixin for the Machine: the EXPAND, CMD, PIPE* and REDIR instructions."""
+
+    # -- EXPAND: words -> argv (globs resolved by effects) ------------------------------------
+    def op_EXPAND(self, f, code, ins):
+        words, slot = ins[1], ins[2]
+        i = f["i"]
+        if i is None:
+            ex = Expander(self, code, f)
+            out = []
+            globs = False
+            for wi, w in enumerate(words):
+                decl = _declaration_word(w)
+                if decl is not None:
+                    name, op, arr = decl
+                    out.append({"arr": name, "op": op, "items": self.array_items(ex, arr)})
+                    continue
+                for field in ex.fields(w):
+                    if len(field) == 1:
+                        if field[0][1] or not pattern.has_glob(field):
+                            out.append(field[0][0])
+                            continue
+                    elif not pattern.has_glob(field):
+                        out.append("".join(t for t, _ in field))
+                        continue
+                    out.append({"g": pattern.to_glob(field), "w": wi})
+                    globs = True
+            if not globs:
+                f["t"][str(slot)] = out
+                f["pc"] += 1
+                return None
+            i = f["i"] = {"op": "EXPAND", "f": out}
+        fields = i["f"]
+        got, res = self.take_result()
+        if got:
+            for k, v in enumerate(fields):
+                if isinstance(v, dict) and "g" in v:
+                    matches = res.get("matches") or []
+                    if not matches:
+                        w = words[v["w"]]
+                        raise ShellError(1, f"no match for pattern `{self.snippet(code, w.span)}`",
+                                         w.span)
+                    fields[k:k + 1] = matches
+                    break
+        for v in fields:
+            if isinstance(v, dict) and "g" in v:
+                return {"op": "glob", "pattern": v["g"], "cwd": self.state["cwd"]}
+        f["t"][str(slot)] = fields
+        f["i"] = None
+        f["pc"] += 1
+        return None
+
+    def array_items(self, ex: Expander, arr: A.ArrayLit, f=None) -> list:
+        items = []
+        for it in arr.items:
+            if isinstance(it, tuple):
+                items.append([ex.string(it[0]), ex.string(it[1])])
+                continue
+            for field in ex.fields(it):
+                if f is not None and pattern.has_glob(field):
+                    res = self.effect(f, {"op": "glob", "pattern": pattern.to_glob(field),
+                                          "cwd": self.state["cwd"]})
+                    if not res.get("matches"):
+                        raise ShellError(1, "no match for pattern "
+                                         f"`{self.snippet(ex.code, it.span)}`", it.span)
+                    items.extend(res["matches"])
+                else:
+                    items.append("".join(t for t, _ in field))
+        return items
+
+    # -- assignments --------------------------------------------------------------------------
+    def eval_assign(self, ex: Expander, a, f) -> list:
+        key = None
+        if a.index is not None:
+            key = ex.string(a.index)
+            if not self.is_assoc(a.name):
+                key = str(self.arith(A.ArithText(key, a.index.span)))
+        if isinstance(a.value, A.ArrayLit):
+            return [a.name, key, a.op, self.array_items(ex, a.value, f)]
+        return [a.name, key, a.op, ex.string(a.value) if a.value else ""]
+
+    def eval_assigns(self, ex: Expander, assigns) -> list:
+        out = []
+        for a in assigns:
+            key = None
+            if a.index is not None:
+                key = ex.string(a.index)
+                if not self.is_assoc(a.name):
+                    key = str(self.arith(A.ArithText(key, a.index.span)))
+            if isinstance(a.value, A.ArrayLit):
+                out.append([a.name, key, a.op, self.array_items(ex, a.value)])
+            else:
+                out.append([a.name, key, a.op, ex.string(a.value) if a.value else ""])
+        return out
+
+    def apply_assign(self, a, span=None, local=False):
+        name, key, op, value = a
+        append = op == "+="
+        if isinstance(value, list):
+            items = [tuple(v) if isinstance(v, list) else v for v in value]
+            self.set_array(name, items, append=append, span=span, local=local)
+        elif key is not None:
+            self.set_item(name, key, value, append=append, span=span)
+        else:
+            self.set_scalar(name, value, append=append, span=span, local=local)
+
+    # -- CMD ----------------------------------------------------------------------------------
+    def classify(self, argv: list):
+        """-> (kind, argv): 'fn', 'bi' or 'ext'; `command NAME` skips functions."""
+        from flowmetal.machine.builtins import BUILTINS
+        name = argv[0]
+        if name in ("command", "builtin") and len(argv) > 1 and not argv[1].startswith("-"):
+            rest = argv[1:]
+            if rest[0] in BUILTINS:
+                return "bi", rest
+            return ("ext" if name == "command" else "bi"), rest
+        if name in self.state["funcs"]:
+            return "fn", argv
+        if name in BUILTINS:
+            return "bi", argv
+        return "ext", argv
+
+    def op_CMD(self, f, code, ins):
+        node, slot, block = ins[1], ins[2], ins[3]
+        st = self.state
+        i = f["i"]
+        if i is None:
+            i = f["i"] = {"op": "CMD", "ph": "assign", "as": [],
+                          "argv": f["t"].pop(str(slot), []), "cst": f["t"].pop("cst", None)}
+        if i["ph"] == "assign":
+            # Assignments expand left to right (a=1 b=$a); array literals may glob (effects).
+            ex = Expander(self, code, f)
+            bare = not i["argv"]
+            while len(i["as"]) < len(node.assigns):
+                a = node.assigns[len(i["as"])]
+                ok, val = self.memo_run(f, lambda: self.eval_assign(ex, a, f))
+                if not ok:
+                    return val
+                i.pop("memo", None)
+                if bare:
+                    self.apply_assign(val, node.span)
+                i["as"].append(val)
+            argv = i["argv"]
+            if not argv:
+                if not node.redirects:
+                    st["status"] = i["cst"] if i["cst"] is not None else 0
+                    f["i"] = None
+                    f["pc"] += 1
+                    if st["status"] != 0 and st["opts"].get("e"):
+                        raise ShellError(st["status"], f"`{self.snippet(code, node.span)}`: "
+                                         f"command substitution exited with status "
+                                         f"{st['status']}", node.span)
+                    return None
+                i["k"] = "none"
+                i["ph"] = "run"
+            else:
+                kind, argv = self.classify(argv)
+                i["k"], i["argv"] = kind, argv
+                if st["opts"].get("x"):
+                    self.trace(f, argv, i["as"])
+                i["ph"] = "run"
+                if kind == "ext":
+                    i["ph"] = "exec"
+                    stage = self.exec_stage(ex, argv, i["as"], node.redirects, i)
+                    if f.get("x"):
+                        i["ph"] = "xtrace"
+                        i["stage"] = stage
+                        return {"op": "write", "target": {"kind": "term", "fd": 2},
+                                "data": "".join(f.pop("x"))}
+                    return {"op": "exec", "cwd": st["cwd"], "stages": [stage]}
+        if i["ph"] == "xtrace":
+            self.take_result()
+            i["ph"] = "exec"
+            return {"op": "exec", "cwd": st["cwd"], "stages": [i.pop("stage")]}
+        ph = i["ph"]
+        if ph == "exec":
+            got, res = self.take_result()
+            self.finish_exec(i, res)
+            status = res["status"][0]
+            st["pipestatus"] = [status]
+            err = (res.get("errors") or {}).get("0")
+            if err:
+                i["msg"] = f"`{i['argv'][0]}`: {err}" if status in (126, 127) else err
+            i["st"] = status
+            i["ph"] = "after"
+            ph = "after"
+        if ph == "run":
+            nframes = len(st["frames"])
+            r = self.run_fm_command(f, code, node, i, block)
+            if r is not None or len(st["frames"]) > nframes:
+                return r      # an effect, or a function/eval/source frame to run first
+            ph = i["ph"]
+        if ph == "flush":
+            r = self.flush_writes(f, i)
+            if r is not None:
+                return r
+            i["ph"] = ph = "after"
+        # after
+        if i.get("r"):
+            b = f["b"].pop()
+            self.truncate_io(b["io"])
+        status = i["st"] if i.get("st") is not None else st["status"]
+        st["status"] = status
+        f["i"] = None
+        f["pc"] += 1
+        if status != 0 and st["opts"].get("e") and i["k"] != "none":
+            msg = i.get("msg") or f"`{self.snippet(code, node.span)}` exited with status {status}"
+            span = node.words[0].span if node.words else node.span
+            raise ShellError(status, msg, span)
+        if status != 0 and i["k"] == "none" and st["opts"].get("e"):
+            raise ShellError(status, i.get("msg") or "redirection failed", node.span)
+        return None
+
+    def trace(self, f, argv, assigns):
+        from flowmetal.machine.printf import shell_quote
+        words = [f"{a[0]}={a[3]}" for a in assigns if isinstance(a[3], str)]
+        words += [shell_quote(a) if a == "" or any(c in a for c in " \t\n'\"$`\\*?[]|&;<>()")
+                  else a for a in argv]
+        f.setdefault("x", []).append("+ " + " ".join(words) + "\n")
+
+    def run_fm_command(self, f, code, node, i, block):
+        """Builtins, functions and redirect-only commands, re-run with memoised effects."""
+        from flowmetal.machine.builtins import BUILTINS, Call
+        st = self.state
+        depth = len(st["io"])
+        call = Call(self, f, code, node, i["argv"], block)
+
+        def attempt():
+            call.reset()
+            fds = self.redirect_fds(f, code, node.redirects, Expander(self, code, f))
+            if fds is not None:
+                self.push_io(fds)
+            temp = i["k"] == "bi" and any(a[1] is None and isinstance(a[3], str)
+                                          for a in i["as"])
+            if temp:
+                st["scopes"].append({a[0]: {"s": a[3], "x": 1} for a in i["as"]
+                                     if a[1] is None and isinstance(a[3], str)})
+            try:
+                if i["k"] == "bi":
+                    return BUILTINS[i["argv"][0]](call)
+                return 0
+            except BaseException:
+                self.truncate_io(depth)
+                raise
+            finally:
+                if temp:
+                    st["scopes"].pop()
+
+        ok, val = self.memo_run(f, attempt)
+        if not ok:
+            return val
+        i.pop("memo", None)
+        i.pop("mi", None)
+        if len(st["io"]) > depth:
+            f["b"].append({"t": "r", "io": depth})
+            i["r"] = 1
+        if i["k"] == "fn":
+            name = i["argv"][0]
+            scope = {}
+            for a in i["as"]:
+                if isinstance(a[3], str) and a[1] is None:
+                    scope[a[0]] = {"s": a[3], "x": 1}
+            st["scopes"].append(scope)
+            st["frames"].append({"c": st["funcs"][name], "pc": 0, "b": [], "t": {}, "i": None,
+                                 "k": "fn", "a": i["argv"][1:], "sc": True, "fn": name})
+            i["ph"] = "after"
+            i["st"] = None
+            return None
+        i["st"] = val if isinstance(val, int) else 0
+        if call.msg:
+            i["msg"] = call.msg
+        writes = call.writes
+        if f.get("x"):
+            writes = [["2", "".join(f.pop("x"))]] + writes
+        if writes:
+            i["w"] = writes
+            i["ph"] = "flush"
+        else:
+            i["ph"] = "after"
+        if call.push is not None:
+            # eval / source / a retry block: run that code in a new frame, then come back
+            i["ph"] = "flush" if writes else "after"
+            i["st"] = None
+            st["frames"].append(call.push)
+        return None
+
+    def flush_writes(self, f, i):
+        """Send a builtin's output where its fds point: buffers directly, the terminal and
+        files through write effects (one at a time)."""
+        got, res = self.take_result()
+        writes = i["w"]
+        if got:
+            writes.pop(0)
+            if res.get("error"):
+                i["st"] = 1
+                i["msg"] = res["error"]
+        fds = self.fds()
+        while writes:
+            fd, data = writes[0]
+            t = fds.get(fd)
+            if t is None or t["kind"] == "closed":
+                writes.pop(0)
+                i["st"] = 1
+                i["msg"] = f"write to fd {fd}: bad file descriptor"
+                continue
+            k = t["kind"]
+            if k == "buf":
+                b = self.state["bufs"].get(t["id"])
+                if b is not None:
+                    b["d"] += data
+                writes.pop(0)
+                continue
+            if k == "term":
+                real = t.get("fd", 1)
+                if real == 0:
+                    real = 1 if fd != "2" else 2
+                return {"op": "write", "target": {"kind": "term", "fd": real}, "data": data}
+            if k == "file":
+                target = {"kind": "file", "path": t["path"], "mode": "a",
+                          "display": t.get("display", t["path"])}
+                return {"op": "write", "target": target, "data": data, "cwd": self.state["cwd"]}
+            writes.pop(0)   # an input target: writing to it is a no-op, as to a closed pipe
+        return None
+
+    # -- redirections -------------------------------------------------------------------------
+    def heredoc_text(self, ex: Expander, r: A.Redirect) -> str:
+        hd = r.target
+        if r.op == "<<<":
+            return ex.string(hd) + "\n"
+        if not hd.expand:
+            return "".join(p.text for p in hd.parts)
+        return "".join(t for t, _ in ex.segments(hd.parts, True))
+
+    def abspath(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.state["cwd"], path)) if path else path
+
+    def redirect_fds(self, f, code, redirs, ex: Expander):
+        """The fd table after `redirs`, for fm code (builtins, functions, compound commands):
+        files are opened (truncated) now through effects and then appended to."""
+        if not redirs:
+            return None
+        fds = dict(self.fds())
+        for r in redirs:
+            op = r.op
+            fd = str(r.fd if r.fd is not None else (0 if op[0] == "<" and op != "<>" else 1))
+            if op == "<>":
+                fd = str(r.fd if r.fd is not None else 0)
+            if op in ("<<", "<<-", "<<<"):
+                fds[fd] = {"kind": "data", "d": self.heredoc_text(ex, r), "p": 0}
+                continue
+            target = ex.string(r.target)
+            if op in (">&", "<&"):
+                if target == "-":
+                    fds[fd] = {"kind": "closed"}
+                elif target.isdigit():
+                    if target not in fds or fds[target]["kind"] == "closed":
+                        raise ShellError(1, f"{target}: bad file descriptor", r.span)
+                    fds[fd] = fds[target]
+                elif op == ">&" and r.fd is None:
+                    t = self._open_for_fm(f, target, "w", r)
+                    fds["1"] = fds["2"] = t
+                else:
+                    raise ShellError(1, f"`{target}`: bad file descriptor", r.span)
+                continue
+            if op == "<":
+                res = self.effect(f, {"op": "read_file", "path": self.abspath(target),
+                                      "cwd": self.state["cwd"], "display": target})
+                if res.get("error"):
+                    raise ShellError(1, res["error"], r.target.span)
+                fds[fd] = {"kind": "data", "d": res.get("data", ""), "p": 0}
+                continue
+            t = self._open_for_fm(f, target, _OUT_MODE[op], r)
+            if op in ("&>", "&>>"):
+                fds["1"] = fds["2"] = t
+            else:
+                fds[fd] = t
+        return fds
+
+    def _open_for_fm(self, f, target, mode, r):
+        res = self.effect(f, {"op": "open", "path": self.abspath(target), "mode": mode,
+                              "cwd": self.state["cwd"], "display": target})
+        if res.get("error"):
+            raise ShellError(1, res["error"], r.target.span)
+        return {"kind": "file", "path": self.abspath(target), "mode": "a" if mode != "rw"
+                else "rw", "id": self.new_id(), "display": target}
+
+    def exec_fds(self, base: dict, ex: Expander, redirs, i: dict) -> dict:
+        """Map the fd table (plus a command's own redirects) onto exec targets."""
+        out = {}
+        for fd, t in base.items():
+            k = t["kind"]
+            if k == "term":
+                real = t.get("fd", int(fd) if fd in ("0", "1", "2") else 1)
+                out[fd] = {"kind": "term"} if str(real) == fd else {"kind": "term", "fd": real}
+            elif k == "file":
+                out[fd] = {"kind": "file", "path": t["path"], "mode": t["mode"], "id": t["id"],
+                           "display": t.get("display", t["path"])}
+            elif k == "buf":
+                out[fd] = {"kind": "capture"}
+                i["cap"] = t["id"]
+            elif k == "bufin":
+                b = self.state["bufs"].get(t["id"], {"d": "", "p": 0})
+                out[fd] = {"kind": "data", "data": b["d"][b["p"]:]}
+                b["p"] = len(b["d"])
+            elif k == "data":
+                out[fd] = {"kind": "data", "data": t["d"][t["p"]:]}
+                t["p"] = len(t["d"])
+            elif k in ("closed", "pipe"):
+                out[fd] = {"kind": k}
+        for r in redirs:
+            op = r.op
+            fd = str(r.fd if r.fd is not None else (0 if op[0] == "<" and op != "<>" else 1))
+            if op == "<>":
+                fd = str(r.fd if r.fd is not None else 0)
+            if op in ("<<", "<<-", "<<<"):
+                out[fd] = {"kind": "data", "data": self.heredoc_text(ex, r)}
+                continue
+            target = ex.string(r.target)
+            if op in (">&", "<&"):
+                if target == "-":
+                    out[fd] = {"kind": "closed"}
+                elif target.isdigit():
+                    if target not in out or out[target]["kind"] == "closed":
+                        raise ShellError(1, f"{target}: bad file descriptor", r.span)
+                    out[fd] = out[target]
+                elif op == ">&" and r.fd is None:
+                    t = {"kind": "file", "path": self.abspath(target), "mode": "w",
+                         "id": self.new_id(), "display": target}
+                    out["1"] = out["2"] = t
+                else:
+                    raise ShellError(1, f"`{target}`: bad file descriptor", r.span)
+                continue
+            mode = "r" if op == "<" else _OUT_MODE[op]
+            t = {"kind": "file", "path": self.abspath(target), "mode": mode,
+                 "id": self.new_id(), "display": target}
+            if op in ("&>", "&>>"):
+                out["1"] = out["2"] = t
+            else:
+                out[fd] = t
+        return out
+
+    def exec_stage(self, ex, argv, assigns, redirs, i, base=None) -> dict:
+        env = self.exported_env()
+        for a in assigns:
+            if isinstance(a[3], str) and a[1] is None:
+                env[a[0]] = a[3]
+        env["FM_STEP_KEY"] = self.step_key()
+        fds = self.exec_fds(base if base is not None else self.fds(), ex, redirs, i)
+        return {"argv": argv, "env": env, "fds": fds}
+
+    def finish_exec(self, i, res):
+        cap = i.get("cap")
+        if cap is not None and res.get("capture"):
+            b = self.state["bufs"].get(cap)
+            if b is not None:
+                b["d"] += res["capture"]
+
+    # -- REDIR: redirections of a compound command --------------------------------------------
+    def op_REDIR(self, f, code, ins):
+        node = ins[1]
+        if f["i"] is None:
+            f["i"] = {"op": "REDIR"}
+        depth = len(self.state["io"])
+        ok, val = self.memo_run(f, lambda: self.redirect_fds(f, code, node.redirects,
+                                                             Expander(self, code, f)))
+        if not ok:
+            return val
+        f["i"] = None
+        f["b"].append({"t": "r", "io": depth})
+        self.push_io(val)
+        f["pc"] += 1
+        return None
+
+    # -- pipelines ----------------------------------------------------------------------------
+    def op_PIPE(self, f, code, ins):
+        node, slots, ps, end = ins[1], ins[2], ins[3], ins[4]
+        st = self.state
+        i = f["i"]
+        if i is None:
+            argvs = []
+            external = True
+            for s, cmd in zip(slots, node.commands):
+                if s is None:
+                    external = False
+                    break
+                argv = f["t"].get(str(s), [])
+                if not argv or any(isinstance(a, dict) for a in argv):
+                    external = False
+                    break
+                kind, argv = self.classify(argv)
+                if kind != "ext":
+                    external = False
+                    break
+                argvs.append(argv)
+            if not external:
+                f["t"][str(ps)] = {"st": [], "in": None}
+                f["pc"] += 1
+                return None
+            for s in slots:
+                f["t"].pop(str(s), None)
+            ex = Expander(self, code, f)
+            i = f["i"] = {"op": "PIPE"}
+            stages = []
+            n = len(node.commands)
+            for k, (cmd, argv) in enumerate(zip(node.commands, argvs)):
+                base = dict(self.fds())
+                if k > 0:
+                    base["0"] = {"kind": "pipe"}
+                if k < n - 1:
+                    base["1"] = {"kind": "pipe"}
+                    if k < len(node.stderr) and node.stderr[k]:
+                        base["2"] = {"kind": "pipe"}
+                assigns = self.eval_assigns(ex, cmd.assigns)
+                stages.append(self.exec_stage(ex, argv, assigns, cmd.redirects, i, base))
+            return {"op": "exec", "cwd": st["cwd"], "stages": stages}
+        got, res = self.take_result()
+        self.finish_exec(i, res)
+        f["i"] = None
+        f["pc"] = end
+        errs = res.get("errors") or {}
+        self.pipeline_done(code, node, res["status"],
+                           {k: {"message": f"`{node.commands[int(k)].words[0].parts[0].text if node.commands[int(k)].words and isinstance(node.commands[int(k)].words[0].parts[0], A.Lit) else 'command'}`: {v}"} for k, v in errs.items()})
+        return None
+
+    def pipeline_done(self, code, node, statuses, errs):
+        st = self.state
+        st["pipestatus"] = list(statuses)
+        if st["opts"].get("pipefail"):
+            status = 0
+            failing = None
+            for k, s in enumerate(statuses):
+                if s != 0 and s != 141:
+                    status, failing = s, k
+        else:
+            status = statuses[-1]
+            failing = len(statuses) - 1 if status else None
+        st["status"] = status
+        if status != 0 and st["opts"].get("e"):
+            cmd = node.commands[failing]
+            e = errs.get(str(failing))
+            if e and e.get("span"):
+                sp = e["span"]
+                span = A.Span(sp[0], sp[1], sp[2], sp[3])
+                raise ShellError(status, e["message"], span)
+            span = cmd.words[0].span if isinstance(cmd, A.SimpleCommand) and cmd.words \
+                else cmd.span
+            msg = e["message"] if e else \
+                f"`{self.snippet(code, cmd.span)}` exited with status {status}"
+            raise ShellError(status, msg + " (in a pipeline)" if not e else msg, span)
+
+    def op_PSTAGE(self, f, code, ins):
+        ps, k, n, err, to = ins[1], ins[2], ins[3], ins[4], ins[5]
+        p = f["t"][str(ps)]
+        st = self.state
+        f["b"].append({"t": "p", "to": to, "io": len(st["io"]), "ps": str(ps), "n": k})
+        fds = dict(self.fds())
+        if k > 0 and p["in"] is not None:
+            fds["0"] = {"kind": "bufin", "id": p["in"]}
+        if k < n - 1:
+            bid = self.new_buf()
+            p["out"] = bid
+            fds["1"] = {"kind": "buf", "id": bid}
+            if err:
+                fds["2"] = fds["1"]
+        self.push_io(fds)
+        f["pc"] += 1
+
+    def op_PSTAGE_END(self, f, code, ins):
+        p = f["t"][str(ins[1])]
+        p["st"].append(self.state["status"])
+        if p["in"] is not None:
+            self.free_buf(p["in"])
+        p["in"] = p.pop("out", None)
+        f["pc"] += 1
+
+    def op_PIPE_END(self, f, code, ins):
+        node, ps = ins[1], ins[2]
+        p = f["t"].pop(str(ps))
+        if p["in"] is not None:
+            self.free_buf(p["in"])
+        f["pc"] += 1
+        self.pipeline_done(code, node, p["st"], {k: v for k, v in (p.get("errs") or {}).items()
+                                                 if v})
+        return None

@@ -1,0 +1,30 @@
+"""Control signals inside the machine: shell errors, non-local exits, effect requests."""
+from __future__ import annotations
+
+
+class ShellError(Exception):
+    """A failure in the script (a command's status, an unset variable, a bad pattern): it
+    raises through the script to the nearest handler (SPEC 1.2 rule 2)."""
+
+    def __init__(self, status: int, message: str, span=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.span = span
+
+
+class Unwind(Exception):
+    """break / continue / return / exit."""
+
+    def __init__(self, kind: str, value: int):
+        super().__init__(kind)
+        self.kind = kind
+        self.value = value
+
+
+class NeedEffect(Exception):
+    """Raised by code re-run with memoised results when it needs one more effect."""
+
+    def __init__(self, req: dict):
+        super().__init__(req.get("op"))
+        self.req = req

@@ -1,0 +1,258 @@
+"""Variables with bash's dynamic scoping: scalars, indexed and associative arrays, attributes."""
+from __future__ import annotations
+
+from flowmetal.machine.errors import ShellError
+
+
+def _sorted_items(arr: list) -> list:
+    return [v for v in arr if v is not None]
+
+
+class Variables:
+    """Mixin for the Machine: every variable read and write goes through here. Also serves as
+    the arithmetic evaluator's ArithEnv."""
+
+    # -- lookup -------------------------------------------------------------------------------
+    def cell(self, name: str):
+        for scope in reversed(self.state["scopes"]):
+            c = scope.get(name)
+            if c is not None:
+                return c
+        return None
+
+    def get(self, name: str):
+        """A scalar value (element 0 of an array), or None when unset. Special parameters too."""
+        if not name[:1].isalpha() and name[:1] != "_":
+            return self.get_special(name)
+        if name == "PIPESTATUS":
+            return str(self.state["pipestatus"][0])
+        c = self.cell(name)
+        if c is None:
+            return None
+        if "s" in c:
+            return c["s"]
+        if "a" in c:
+            a = c["a"]
+            return a[0] if a else None
+        if "A" in c:
+            return c["A"].get("0")
+        return None
+
+    def get_special(self, name: str):
+        st = self.state
+        if name.isdigit():
+            n = int(name)
+            if n == 0:
+                return st["argv0"]
+            args = self.positional()
+            return args[n - 1] if n <= len(args) else None
+        if name == "?":
+            return str(st["status"])
+        if name == "#":
+            return str(len(self.positional()))
+        if name == "$":
+            return str(st["pid"])
+        if name == "-":
+            o = st["opts"]
+            return "h" + ("e" if o.get("e") else "") + ("u" if o.get("u") else "") + \
+                ("x" if o.get("x") else "") + "B"
+        if name == "!":
+            return None
+        if name in ("@", "*"):
+            return " ".join(self.positional())
+        return self.get(name)
+
+    def positional(self) -> list:
+        for f in reversed(self.state["frames"]):
+            if "a" in f:
+                return f["a"]
+        return []
+
+    def set_positional(self, args: list):
+        for f in reversed(self.state["frames"]):
+            if "a" in f:
+                f["a"] = list(args)
+                return
+
+    def is_assoc(self, name: str) -> bool:
+        c = self.cell(name)
+        return c is not None and "A" in c
+
+    def array_values(self, name: str) -> list:
+        if name == "PIPESTATUS":
+            return [str(s) for s in self.state["pipestatus"]]
+        c = self.cell(name)
+        if c is None:
+            return []
+        if "a" in c:
+            return _sorted_items(c["a"])
+        if "A" in c:
+            return list(c["A"].values())
+        if "s" in c:
+            return [c["s"]]
+        return []
+
+    def array_keys(self, name: str) -> list:
+        c = self.cell(name)
+        if c is None:
+            return []
+        if "a" in c:
+            return [str(i) for i, v in enumerate(c["a"]) if v is not None]
+        if "A" in c:
+            return list(c["A"].keys())
+        if "s" in c:
+            return ["0"]
+        return []
+
+    def get_item(self, name: str, key: str):
+        if name == "PIPESTATUS":
+            ps = self.state["pipestatus"]
+            i = int(key)
+            return str(ps[i]) if -len(ps) <= i < len(ps) else None
+        c = self.cell(name)
+        if c is None:
+            return None
+        if "A" in c:
+            return c["A"].get(key)
+        i = int(key)
+        if "a" in c:
+            a = c["a"]
+            if i < 0:
+                i += len(a)
+            return a[i] if 0 <= i < len(a) else None
+        if "s" in c and i in (0, -1):
+            return c["s"]
+        return None
+
+    # -- writes -------------------------------------------------------------------------------
+    def _writable(self, name: str, span=None, local=False):
+        scopes = self.state["scopes"]
+        if local:
+            c = scopes[-1].get(name)
+            if c is None:
+                c = scopes[-1][name] = {}
+            return c
+        c = self.cell(name)
+        if c is None:
+            if not (name[:1].isalpha() or name[:1] == "_") or not name.replace("_", "a").isalnum():
+                raise ShellError(1, f"`{name}` is not a valid variable name", span)
+            c = scopes[0][name] = {}
+        elif c.get("r"):
+            raise ShellError(1, f"`{name}` is readonly", span)
+        return c
+
+    def set_scalar(self, name: str, value: str, *, append=False, span=None, local=False):
+        c = self._writable(name, span, local)
+        if c.get("r"):
+            raise ShellError(1, f"`{name}` is readonly", span)
+        if "a" in c:
+            a = c["a"]
+            if not a:
+                a.append(None)
+            a[0] = (a[0] or "") + value if append else value
+        elif "A" in c:
+            c["A"]["0"] = (c["A"].get("0", "") + value) if append else value
+        else:
+            c["s"] = (c.get("s", "") + value) if append else value
+
+    def set_array(self, name: str, items: list, *, append=False, span=None, local=False,
+                  assoc=None):
+        """items: list of str, or (key, value) pairs for [k]=v entries."""
+        c = self._writable(name, span, local)
+        is_assoc = "A" in c if assoc is None else assoc
+        if is_assoc:
+            m = c["A"] if append and "A" in c else {}
+            for it in items:
+                if isinstance(it, tuple):
+                    m[it[0]] = it[1]
+                else:
+                    raise ShellError(1, f"`{name}`: an associative array needs [key]=value "
+                                     "items", span)
+            c.pop("s", None)
+            c.pop("a", None)
+            c["A"] = m
+            return
+        if append and "a" in c:
+            a = c["a"]
+        elif append and "s" in c:
+            a = [c["s"]]
+        else:
+            a = []
+        for it in items:
+            if isinstance(it, tuple):
+                k = int(it[0])
+                while len(a) <= k:
+                    a.append(None)
+                a[k] = it[1]
+            else:
+                a.append(it)
+        c.pop("s", None)
+        c["a"] = a
+
+    def set_item(self, name: str, key: str, value: str, *, append=False, span=None):
+        c = self._writable(name, span)
+        if "A" in c:
+            m = c["A"]
+            m[key] = (m.get(key, "") + value) if append else value
+            return
+        i = int(key)
+        if "a" not in c:
+            c["a"] = [c.pop("s")] if "s" in c else []
+        a = c["a"]
+        if i < 0:
+            i += len(a)
+            if i < 0:
+                raise ShellError(1, f"`{name}[{key}]`: bad array subscript", span)
+        while len(a) <= i:
+            a.append(None)
+        a[i] = ((a[i] or "") + value) if append else value
+
+    def set(self, name: str, value: str):          # ArithEnv
+        self.set_scalar(name, value)
+
+    def unset(self, name: str, span=None):
+        for scope in reversed(self.state["scopes"]):
+            c = scope.get(name)
+            if c is not None:
+                if c.get("r"):
+                    raise ShellError(1, f"`{name}` is readonly", span)
+                del scope[name]
+                return
+
+    def unset_item(self, name: str, key: str):
+        c = self.cell(name)
+        if c is None:
+            return
+        if "A" in c:
+            c["A"].pop(key, None)
+        elif "a" in c:
+            i = int(key)
+            if 0 <= i < len(c["a"]):
+                c["a"][i] = None
+                while c["a"] and c["a"][-1] is None:
+                    c["a"].pop()
+
+    def assign_param(self, p, text: str):
+        """${x:=default}"""
+        if p.index is not None:
+            from flowmetal.machine.expand import Expander
+            raise ShellError(1, "`${a[i]:=...}` is not supported", p.span)
+        if not (p.name[:1].isalpha() or p.name[:1] == "_"):
+            raise ShellError(1, f"`${p.name}`: cannot assign in this way", p.span)
+        self.set_scalar(p.name, text, span=p.span)
+
+    def exported_env(self) -> dict:
+        env = {}
+        for scope in self.state["scopes"]:
+            for k, c in scope.items():
+                if c.get("x"):
+                    if "s" in c:
+                        env[k] = c["s"]
+                    elif "a" in c and c["a"] and c["a"][0] is not None:
+                        env[k] = c["a"][0]
+                    else:
+                        env.pop(k, None)
+                else:
+                    # a non-exported local shadows an exported global
+                    env.pop(k, None)
+        return env
