@@ -20,6 +20,7 @@ Keys (see tests/spec/README.md for the full description):
     ## stderr-not-contains: text stderr must not contain text (fm only; may repeat)
     ## status: N                 expected exit status (default 0)
     ## fm-only: reason           fm differs from bash on purpose: not run against bash
+    ## fm-pending: reason        fm does not do this yet (names the issue): the fm run must fail
     ## bash-skip: reason         an fm extension bash cannot run (try/catch...): not run against bash
 
 Stdout defaults to empty: a case that prints nothing says so by saying nothing. Stderr is checked
@@ -55,6 +56,7 @@ class SpecCase:
     status: int = 0
     fm_only: Optional[str] = None
     bash_skip: Optional[str] = None
+    fm_pending: Optional[str] = None   # not built in fm yet (names the issue); expected to fail
 
     @property
     def id(self) -> str:
@@ -68,7 +70,7 @@ class SpecCase:
 _BLOCK_KEYS = {"STDOUT": "stdout", "STDERR": "stderr"}
 _LINE_KEYS = {"stdout", "stdout-json", "stderr-json", "stderr-contains", "stderr-not-contains",
               "status",
-              "fm-only", "bash-skip"}
+              "fm-only", "bash-skip", "fm-pending"}
 _KEY_RE = re.compile(r"^## ?([A-Za-z][A-Za-z-]*):(?: (.*))?$")
 
 
@@ -176,7 +178,7 @@ def parse_text(text: str, filename: str) -> list[SpecCase]:
                     fields["status"] = int(value)
                 except ValueError:
                     raise err(lineno, f"status must be an integer, not {value!r}") from None
-            elif key in ("fm-only", "bash-skip"):
+            elif key in ("fm-only", "bash-skip", "fm-pending"):
                 once(key, lineno)
                 if not value.strip():
                     raise err(lineno, f"{key} needs a reason")

@@ -129,11 +129,30 @@ def do_read_line(req: dict, term: Term) -> dict:
     A later external command inherits the same stdin, so bytes read past the delimiter would
     be lost to it: a seekable fd is read in blocks and rewound, anything else byte by byte.
     """
+    delim = req.get("delim", "\n")
+    delim_b = encode(delim) if delim else b"\0"  # bash: `read -d ''` stops at NUL
+    if "path" in req:
+        # A `< file` redirect of fm code: read at the offset the machine keeps, report the new
+        # one (the machine's state holds the offset, not an open fd).
+        try:
+            fd = os.open(resolve(req.get("cwd"), req["path"]), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            return {"line": None, "error": open_error(_display(req, req["path"]), exc)}
+        try:
+            os.lseek(fd, int(req.get("off", 0)), os.SEEK_SET)
+            line, found = _read_until(fd, delim_b)
+            off = os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError as exc:
+            return {"line": None, "error": f"read error: {strerror(exc)}"}
+        finally:
+            os.close(fd)
+        res = {"line": decode(line) if (found or line) else None, "off": off}
+        if line and not found:
+            res["eof"] = True
+        return res
     fd = term.fd_for(int(req.get("fd", 0)))
     if fd is None:
         return {"line": None}
-    delim = req.get("delim", "\n")
-    delim_b = encode(delim) if delim else b"\0"  # bash: `read -d ''` stops at NUL
     try:
         line, found = _read_until(fd, delim_b)
     except OSError as exc:

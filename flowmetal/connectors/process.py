@@ -61,6 +61,7 @@ class _Pipeline:
         self.chunks: dict[str, list] = {"out": [], "err": [], "capture": []}
         self.devnull: int | None = None
         self.stopped = False
+        self.tracked: dict[str, int] = {}       # file target id -> dup'd fd, for "offsets"
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -112,6 +113,11 @@ class _Pipeline:
                             error = open_error(t.get("display") or t["path"], exc)
                             break
                         temp.append(files[key])
+                        if "off" in t:
+                            # A file that fm code reads too: start at its offset, and report
+                            # where the child left it (a dup shares the offset).
+                            os.lseek(files[key], int(t["off"]), os.SEEK_SET)
+                            self.tracked[str(key)] = os.dup(files[key])
                     fdmap[cfd] = files[key]
                 else:  # closed
                     fdmap[cfd] = CLOSED
@@ -339,6 +345,9 @@ class _Pipeline:
 
     def _abort(self) -> None:
         """An exception (Ctrl-C's KeyboardInterrupt) is leaving: leave no child behind."""
+        for fd in self.tracked.values():
+            os.close(fd)
+        self.tracked.clear()
         if not self.live:
             return
         self._signal_all(signal.SIGTERM)
@@ -372,6 +381,12 @@ class _Pipeline:
             result["errors"] = self.errors
         if self.stopped:
             result["stopped"] = True
+        if self.tracked:
+            result["offsets"] = {}
+            for key, fd in self.tracked.items():
+                result["offsets"][key] = os.lseek(fd, 0, os.SEEK_CUR)
+                os.close(fd)
+            self.tracked.clear()
         return result
 
 

@@ -450,14 +450,19 @@ def _stdin_lines(c: Call, delim: str, limit=None):
                 return
         return
     if k == "file":
-        res = c.effect({"op": "read_file", "path": t["path"], "cwd": vm.state["cwd"],
-                        "display": t.get("display", t["path"])})
-        # a read/write file: treat its content as input once
-        data = res.get("data", "")
-        t2 = {"kind": "data", "d": data, "p": 0}
-        vm.fds()["0"] = t2
-        yield from _stdin_lines(c, delim, limit)
-        return
+        while limit is None or count < limit:
+            res = c.effect({"op": "read_line", "path": t["path"], "off": t.get("off", 0),
+                            "delim": delim, "cwd": vm.state["cwd"],
+                            "display": t.get("display", t["path"])})
+            if "off" in res:
+                t["off"] = res["off"]
+            line = res.get("line")
+            if line is None:
+                return
+            count += 1
+            yield line, not res.get("eof")
+            if res.get("eof"):
+                return
     return
 
 

@@ -388,11 +388,14 @@ class CommandOps:
                     raise ShellError(1, f"`{target}`: bad file descriptor", r.span)
                 continue
             if op == "<":
-                res = self.effect(f, {"op": "read_file", "path": self.abspath(target),
+                # Read through an offset kept in the state: `read` and the programs run inside
+                # share it, as they share the file description in bash.
+                res = self.effect(f, {"op": "open", "path": self.abspath(target), "mode": "r",
                                       "cwd": self.state["cwd"], "display": target})
                 if res.get("error"):
                     raise ShellError(1, res["error"], r.target.span)
-                fds[fd] = {"kind": "data", "d": res.get("data", ""), "p": 0}
+                fds[fd] = {"kind": "file", "path": self.abspath(target), "mode": "r",
+                           "id": self.new_id(), "display": target, "off": 0}
                 continue
             t = self._open_for_fm(f, target, _OUT_MODE[op], r)
             if op in ("&>", "&>>"):
@@ -420,6 +423,8 @@ class CommandOps:
             elif k == "file":
                 out[fd] = {"kind": "file", "path": t["path"], "mode": t["mode"], "id": t["id"],
                            "display": t.get("display", t["path"])}
+                if "off" in t:
+                    out[fd]["off"] = t["off"]
             elif k == "buf":
                 out[fd] = {"kind": "capture"}
                 i["cap"] = t["id"]
@@ -474,6 +479,12 @@ class CommandOps:
         return {"argv": argv, "env": env, "fds": fds}
 
     def finish_exec(self, i, res):
+        offsets = res.get("offsets")
+        if offsets:
+            for layer in self.state["io"]:
+                for t in layer["fds"].values():
+                    if t["kind"] == "file" and "off" in t and str(t["id"]) in offsets:
+                        t["off"] = offsets[str(t["id"])]
         cap = i.get("cap")
         if cap is not None and res.get("capture"):
             b = self.state["bufs"].get(cap)

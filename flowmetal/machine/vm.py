@@ -306,7 +306,19 @@ class Machine(Variables, CommandOps):
         frames.pop()
         if f.get("sc"):
             self.state["scopes"].pop()
+        if f["k"] in ("eval", "src"):
+            self.forget_unit(f["c"].rsplit(":", 1)[0])
         return None
+
+    def forget_unit(self, unit: str):
+        """Drop an eval'd or sourced text from the state once nothing refers to it, so a loop
+        of distinct `eval`s does not grow the state (and every snapshot) without bound."""
+        prefix = unit + ":"
+        st = self.state
+        if any(fr["c"].startswith(prefix) for fr in st["frames"]) or \
+                any(c.startswith(prefix) for c in st["funcs"].values()):
+            return
+        st["units"].pop(unit, None)
 
     def op_RET(self, f, code, ins):
         return self.op_END(f, code, ins)

@@ -1,0 +1,253 @@
+"""The job store: the state directory, job ids, finding a job by prefix, and each job's state."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import JobNotFoundError, JournalError
+from ..journal import TERMINAL_KINDS, JobLock
+
+JOURNAL = "journal.jsonl"
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_ID_SUFFIX_LEN = 6
+_NAME_MAX = 32
+_JOB_ID_RE = re.compile(r"[a-z0-9_-]{1,%d}-[a-z0-9]{%d}\Z" % (_NAME_MAX, _ID_SUFFIX_LEN))
+
+
+def _ensure_dir(path: Path) -> Path:
+    """Create a private directory (and its parents) unless it exists; 0700 whatever the umask."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    return path
+
+
+def state_dir() -> Path:
+    """$FM_HOME, else platformdirs' user state dir; created (with parents) mode 0700."""
+    home = os.environ.get("FM_HOME")
+    if home:
+        return _ensure_dir(Path(home))
+    import platformdirs  # lazy: costs a few ms of start-up and FM_HOME usually skips it
+    return _ensure_dir(Path(platformdirs.user_state_dir("flowmetal")))
+
+
+def jobs_dir(home: Path | None = None) -> Path:
+    """The directory holding one directory per job (created 0700, as is `home`)."""
+    return _ensure_dir(_ensure_dir(home or state_dir()) / "jobs")
+
+
+def sanitize_name(name: str) -> str:
+    """A job name from a file stem or --name: lowercase [a-z0-9_-], at most 32 chars, never empty."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:_NAME_MAX].strip("-")
+    return name or "job"
+
+
+def random_suffix(n: int = _ID_SUFFIX_LEN) -> str:
+    """n characters of [a-z0-9] from the OS CSPRNG (the source `secrets` uses; importing
+    secrets would pull in hashlib and cost start-up time)."""
+    out = []
+    while len(out) < n:
+        for b in os.urandom(n * 2):
+            if b < 252:  # 252 = 7 * 36: rejecting the rest keeps every character equally likely
+                out.append(_ID_ALPHABET[b % 36])
+                if len(out) == n:
+                    break
+    return "".join(out)
+
+
+def new_job_id(name: str) -> str:
+    """A fresh job id `<sanitised name>-<6 random chars>` (not yet checked against the store)."""
+    return f"{sanitize_name(name)}-{random_suffix()}"
+
+
+def create_job_dir(job_id: str, home: Path | None = None) -> tuple[Path, JobLock]:
+    """Make jobs/<job_id>/ (mode 0700), locked by this process; FileExistsError if it exists.
+
+    Returns (its directory, the held lock). The directory is made and locked under a hidden
+    name and then renamed into place, so no one ever sees the job without a live holder (which
+    would make it look orphaned to `fm ps` and to a daemon).
+    """
+    parent = jobs_dir(home)
+    path = parent / job_id
+    if path.exists():
+        raise FileExistsError(path)
+    tmp = parent / f".new-{job_id}-{os.getpid()}"
+    tmp.mkdir(mode=0o700)
+    os.chmod(tmp, 0o700)
+    try:
+        lock = JobLock.acquire(tmp)  # the flock stays with the file through the rename
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.rename(tmp, path)  # fails on an existing non-empty directory (every job's has a lock)
+    except OSError:
+        lock.release()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if path.exists():
+            raise FileExistsError(path) from None
+        raise
+    lock.job_dir = path
+    return path, lock
+
+
+def job_ids(home: Path | None = None) -> list[str]:
+    """Every job id in the store, sorted."""
+    try:
+        names = os.listdir(jobs_dir(home))
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if _JOB_ID_RE.match(n))
+
+
+def find_job(prefix: str, home: Path | None = None) -> tuple[str, Path]:
+    """The job whose id is `prefix` or uniquely starts with it: (id, dir); else JobNotFoundError."""
+    parent = jobs_dir(home)
+    if prefix and _JOB_ID_RE.match(prefix) and (parent / prefix).is_dir():
+        return prefix, parent / prefix
+    matches = [i for i in job_ids(home) if prefix and i.startswith(prefix)]
+    if not matches:
+        raise JobNotFoundError(f"no job matches `{prefix}`")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
+        raise JobNotFoundError(f"`{prefix}` matches {len(matches)} jobs: {shown}; give more of the id")
+    return matches[0], parent / matches[0]
+
+
+# ---- reading a journal's ends cheaply (for fm ps) ----
+
+def first_record(path: Path) -> dict:
+    """Record 0 (job.started), reading only the first line."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.readline()
+    except FileNotFoundError:
+        raise JournalError(f"{path}: no such journal") from None
+    try:
+        if not raw.endswith(b"\n"):
+            raise ValueError
+        rec = json.loads(raw)
+        if not isinstance(rec, dict) or rec.get("kind") != "job.started":
+            raise ValueError
+    except ValueError:
+        raise JournalError(f"{path}: no complete job.started record") from None
+    return rec
+
+
+def last_record(path: Path, block: int = 8192) -> dict | None:
+    """The last complete record, found by reading backwards from the end of the file.
+
+    A final line without its newline, or one that is not JSON (being written, or torn by a
+    crash), is skipped as read_records skips it. None when there is no complete record.
+    """
+    with open(path, "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        buf = b""
+        # Enough for the last two complete lines: three newlines, or the start of the file.
+        while pos > 0 and buf.count(b"\n") < 3:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+            block *= 2  # snapshots can be long lines: widen the reads
+    lines = buf.split(b"\n")
+    lines.pop()  # "" after the final newline, or a final line still being written
+    if pos > 0:
+        lines.pop(0)  # may be the cut-off end of an earlier line
+    for raw in reversed(lines[-2:]):
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue  # only the final line may be torn; the one before is then the last
+        return rec if isinstance(rec, dict) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """One row of `fm ps`: what a job is and where it stands."""
+
+    id: str
+    """The job id, `<name>-<6 chars>`."""
+
+    name: str
+    """The name part of the id (script stem or --name)."""
+
+    state: str
+    """running, done, failed, cancelled or orphaned (sleeping and waiting come with the daemon)."""
+
+    since: str | None
+    """RFC 3339 time of the job's last record: when it entered its current state."""
+
+    steps: int
+    """The machine's step count at the last record (how many effects it has asked for)."""
+
+    started: str | None
+    """RFC 3339 time the job was started."""
+
+    filename: str | None
+    """The script as it was named when the job started."""
+
+    status: int | None
+    """The exit status of a finished job, else None."""
+
+    pid: int | None
+    """The pid of the process running it, when running."""
+
+    waiting_on: str | None = None
+    """What a waiting or sleeping job waits for; None otherwise."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has ended (done, failed or cancelled)."""
+        return self.state in ("done", "failed", "cancelled")
+
+    def as_json(self) -> dict:
+        """The `fm ps --json` object."""
+        return {"id": self.id, "name": self.name, "state": self.state, "since": self.since,
+                "waiting_on": self.waiting_on, "steps": self.steps, "started": self.started,
+                "filename": self.filename, "status": self.status, "pid": self.pid}
+
+
+_STATE_OF_KIND = {"job.finished": "done", "job.failed": "failed", "job.cancelled": "cancelled"}
+
+
+def job_info(job_id: str, job_dir: Path) -> JobInfo:
+    """A job's state from the first and last lines of its journal and its lock."""
+    path = job_dir / JOURNAL
+    name = job_id.rsplit("-", 1)[0]
+    try:
+        first = first_record(path)
+        last = last_record(path) or first
+    except (JournalError, OSError):
+        first, last = None, None
+    pid = JobLock.holder(job_dir)
+    status = None
+    if last is not None and last.get("kind") in TERMINAL_KINDS:
+        state = _STATE_OF_KIND[last["kind"]]
+        status = last.get("status")
+    elif pid is not None:
+        state = "running"
+    else:
+        state = "orphaned"
+    step = last.get("step") if last else None
+    return JobInfo(
+        id=job_id, name=(first or {}).get("name", name), state=state,
+        since=(last or {}).get("ts"), steps=step if isinstance(step, int) else 0,
+        started=(first or {}).get("ts"), filename=(first or {}).get("filename"),
+        status=status if isinstance(status, int) else None,
+        pid=pid if state == "running" and pid and pid > 0 else None)
+
+
+def list_jobs(all_jobs: bool = False, home: Path | None = None) -> list[JobInfo]:
+    """Every job (all_jobs) or the unfinished ones, oldest first."""
+    parent = jobs_dir(home)
+    infos = [job_info(i, parent / i) for i in job_ids(home)]
+    if not all_jobs:
+        infos = [i for i in infos if not i.finished]
+    infos.sort(key=lambda i: (i.started or "", i.id))
+    return infos
