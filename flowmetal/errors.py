@@ -1,8 +1,6 @@
 """The root exception and its structured subclasses; cli.py alone maps them to exit codes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
 
 
 class FlowmetalError(Exception):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterator
 
 from ..errors import JournalError
 from ._fs import pread_all

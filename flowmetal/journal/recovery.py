@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ..records import record
 
 from ..errors import JournalError
 from .codec import FORMAT, HEADER_RE, damaged, decode, loads
@@ -13,7 +14,7 @@ _BOUNDARY_RE = re.compile(rb'\}\n\{"seq":(0|[1-9][0-9]*),')
 _SNAPSHOT = b'"kind":"snapshot"'
 
 
-@dataclass
+@record
 class Scan:
     """What recovery learned about a journal."""
     good_end: int               # bytes to keep; less than the file's size when a torn tail must go

@@ -5,7 +5,6 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import JournalError
 from ._fs import fsync_dir, fsync_fd, pread_all

@@ -1,11 +1,11 @@
 """The fm abstract syntax tree: one frozen dataclass per construct, each with a Span."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from flowmetal.records import record
 from typing import Optional, Union
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Span:
     """A region of source text. Offsets index the text given to parse(); line and col are 1-based
     and describe `start`."""
@@ -18,7 +18,7 @@ class Span:
 # ----------------------------------------------------------------------------------------------
 # Words. A Word is a sequence of parts; expansion turns it into zero or more strings.
 
-@dataclass(frozen=True, slots=True)
+@record
 class Lit:
     """Literal text. Unquoted when it is a direct part of a Word (glob characters * ? [ in it are
     live, as is a leading ~ handled by Tilde); quoted when inside DQ."""
@@ -26,7 +26,7 @@ class Lit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SQ:
     """Quoted literal text: '...', the decoded value of $'...', or a backslash-escaped char
     outside quotes (`\\*` is SQ('*')). Never globbed, never split."""
@@ -34,21 +34,21 @@ class SQ:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DQ:
     """A double-quoted string "..."; parts are Lit (quoted), Param, CmdSub, ArithSub."""
     parts: tuple
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tilde:
     """A leading ~ or ~user in an unquoted word (or after : / = in an assignment value)."""
     user: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     """A parameter expansion: $x, ${x}, ${x op arg}, ${a[i]}, ${#x}, ${!m[@]}, $1, $@, $?...
 
@@ -74,7 +74,7 @@ class Param:
     braced: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArithText:
     """Arithmetic source text, evaluated at run time by the arithmetic evaluator. `text` is the raw
     expression between the delimiters; `span` covers it (for error carets)."""
@@ -84,28 +84,28 @@ class ArithText:
                         # here-document, expanded to text before evaluation (as bash does)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CmdSub:
     """$(...) or `...`: body is a parsed Program of the inner text."""
     body: 'Program'
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArithSub:
     """$((...))."""
     expr: ArithText
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BraceAlt:
     """Brace alternation {a,b,c} in unquoted text; each alternative is a tuple of word parts."""
     alts: tuple          # tuple[tuple[part, ...], ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BraceSeq:
     """Brace sequence {1..5}, {a..e}, {1..10..2}; start/end are the literal texts."""
     start: str
@@ -117,7 +117,7 @@ class BraceSeq:
 WordPart = Union[Lit, SQ, DQ, Tilde, Param, CmdSub, ArithSub, BraceAlt, BraceSeq]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Word:
     parts: tuple          # tuple[WordPart, ...]
     span: Span
@@ -126,14 +126,14 @@ class Word:
 # ----------------------------------------------------------------------------------------------
 # Assignments and redirections
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArrayLit:
     """The value of a=(...) : items are Words, or (key Word, value Word) pairs for [k]=v."""
     items: tuple
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assign:
     """name=value, name+=value, name[i]=value, name=(...). value is None for `name=`
     (the empty string)."""
@@ -144,7 +144,7 @@ class Assign:
     index: Optional[Word] = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HereDoc:
     """A here-document body. expand=False for <<'EOF' (body is literal text: one Lit/SQ part);
     otherwise parts are as in DQ (Lit, Param, CmdSub, ArithSub). strip_tabs for <<-."""
@@ -153,7 +153,7 @@ class HereDoc:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Redirect:
     """fd op target. op is one of
          '>' '>>' '>|' '<' '<>' '&>' '&>>'   target: Word (a path)
@@ -170,7 +170,7 @@ class Redirect:
 # ----------------------------------------------------------------------------------------------
 # Commands
 
-@dataclass(frozen=True, slots=True)
+@record
 class SimpleCommand:
     """[assigns] [words] [redirects]. `block` is the trailing { BODY } of `retry ... { }` and
     `timeout D { }` (the parser recognises it only after those command names)."""
@@ -181,7 +181,7 @@ class SimpleCommand:
     block: Optional['BraceGroup'] = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pipeline:
     """a | b |& c. stderr[i] is True when command i is joined to the next by |&."""
     commands: tuple
@@ -190,7 +190,7 @@ class Pipeline:
     stderr: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AndOr:
     """left && right, left || right (left-associative: a && b || c is AndOr(AndOr(a,b),c))."""
     left: 'Command'
@@ -199,28 +199,28 @@ class AndOr:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Background:
     """cmd & — a durable branch (SPEC 1.7)."""
     command: 'Command'
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Program:
     """A sequence of commands (a script, a block body, a $(...) body)."""
     commands: tuple
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BraceGroup:
     body: Program
     span: Span
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Subshell:
     """( ... ): a scope, not a fork (SPEC 1.2 rule 8)."""
     body: Program
@@ -228,7 +228,7 @@ class Subshell:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class If:
     """clauses: ((cond Program, body Program), ...) for if/elif; else_body or None."""
     clauses: tuple
@@ -237,7 +237,7 @@ class If:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class While:
     cond: Program
     body: Program
@@ -246,7 +246,7 @@ class While:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class For:
     """for var in words; do body; done. words None means `for var; do` (iterate "$@")."""
     var: str
@@ -256,7 +256,7 @@ class For:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArithFor:
     """for ((init; cond; step)); do body; done. Each part may be None (empty)."""
     init: Optional[ArithText]
@@ -267,7 +267,7 @@ class ArithFor:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CaseArm:
     patterns: tuple       # tuple[Word, ...]
     body: Program
@@ -275,7 +275,7 @@ class CaseArm:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Case:
     word: Word
     arms: tuple           # tuple[CaseArm, ...]
@@ -284,7 +284,7 @@ class Case:
 
 
 # [[ ... ]] expressions
-@dataclass(frozen=True, slots=True)
+@record
 class CondUnary:
     """-z -n -e -f -d -r -w -x -s -L -h -p -S -b -c -t -v and friends; operand a Word."""
     op: str
@@ -292,7 +292,7 @@ class CondUnary:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CondBinary:
     """== = != =~ < > -eq -ne -lt -le -gt -ge -nt -ot -ef. For == and != the right Word is a
     pattern (unquoted parts are live glob syntax); for =~ it is a regex."""
@@ -302,34 +302,34 @@ class CondBinary:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CondWord:
     """[[ word ]]: true when the word is non-empty."""
     word: Word
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CondNot:
     expr: object
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CondAnd:
     left: object
     right: object
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CondOr:
     left: object
     right: object
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CondCommand:
     """[[ expr ]]"""
     expr: object
@@ -337,7 +337,7 @@ class CondCommand:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArithCommand:
     """(( expr )): status 0 when the value is non-zero."""
     expr: ArithText
@@ -345,7 +345,7 @@ class ArithCommand:
     redirects: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FunctionDef:
     """name() body  /  function name body  /  function name() body. body is a compound command
     (usually a BraceGroup)."""
@@ -354,7 +354,7 @@ class FunctionDef:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Try:
     """try { } [catch { }] [finally { }] — at least one of catch/finally is present."""
     body: BraceGroup

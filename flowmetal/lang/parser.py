@@ -1,7 +1,7 @@
 """The fm grammar (PLY yacc over the tokens of lexer.py) and the parse entry points."""
 from __future__ import annotations
 
-import dataclasses
+from flowmetal import records
 
 import ply.yacc as yacc
 
@@ -37,7 +37,7 @@ def _with_redirects(node, redirs):
     span = node.span
     end = redirs[-1].span.end
     span = Span(span.start, end, span.line, span.col)
-    return dataclasses.replace(node, redirects=tuple(redirs), span=span)
+    return records.replace(node, redirects=tuple(redirs), span=span)
 
 
 # ---- lists ----------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def p_command_block(p):
     redirs = cmd.redirects + (tuple(p[3]) if len(p) == 4 else ())
     end = redirs[-1].span.end if len(p) == 4 else group.span.end
     s = cmd.span
-    p[0] = dataclasses.replace(cmd, block=group, redirects=redirs,
+    p[0] = records.replace(cmd, block=group, redirects=redirs,
                                span=Span(s.start, max(end, s.end), s.line, s.col))
 
 
@@ -512,9 +512,9 @@ def _remap(node, fix):
         return fix(node)
     if isinstance(node, tuple):
         return tuple(_remap(x, fix) for x in node)
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        return type(node)(**{f.name: _remap(getattr(node, f.name), fix)
-                             for f in dataclasses.fields(node)})
+    if records.is_record(node) and not isinstance(node, type):
+        return type(node)(**{f: _remap(getattr(node, f), fix)
+                             for f in records.fields(node)})
     return node
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Optional, Protocol
 
 __all__ = ["ArithError", "ArithEnv", "Compiled", "evaluate", "compile_expr", "parse_integer"]
 
@@ -23,7 +22,7 @@ class ArithError(Exception):
         self.offset = offset
 
 
-class ArithEnv(Protocol):
+class ArithEnv:
     """What evaluation needs from the shell's variables."""
 
     def get(self, name: str) -> Optional[str]: ...

@@ -1,7 +1,6 @@
 """The shell builtins that run inside the machine (SPEC 1.1): pure code plus memoised effects."""
 from __future__ import annotations
 
-from flowmetal.machine import printf as _printf
 from flowmetal.machine import testexpr
 from flowmetal.machine.errors import ShellError, Unwind
 
@@ -97,7 +96,8 @@ def b_echo(c):
         args = args[1:]
     text = " ".join(args)
     if escapes:
-        text, stopped = _printf.echo_escapes(text)
+        from flowmetal.machine.printf import echo_escapes
+        text, stopped = echo_escapes(text)
         if stopped:
             newline = False
     c.out(text + ("\n" if newline else ""))
@@ -116,6 +116,7 @@ def b_printf(c):
         args = args[1:]
     if not args:
         return c.fail("printf: usage: printf [-v var] format [arguments]", 2)
+    from flowmetal.machine import printf as _printf
     out, msgs = _printf.format(args[0], args[1:])
     status = 0
     for m in msgs:

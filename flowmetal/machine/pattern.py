@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Iterable, Optional, Sequence
 
 __all__ = ["to_regex", "match", "strip_prefix", "strip_suffix", "replace", "has_glob",
            "to_glob", "case_modify", "pattern_text"]
 
-Segments = Sequence[tuple[str, bool]]
+Segments = "Sequence[tuple[str, bool]]"  # [(text, quoted), ...]
 
 # token kinds
 _LIT, _ANY, _STAR, _BRACKET = "L", "?", "*", "B"

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional, Sequence
 
 __all__ = ["TestError", "evaluate", "strip_bracket", "UNARY_OPS", "BINARY_OPS"]
 
-FileTest = Callable[[str, str, Optional[str]], bool]
+FileTest = "Callable[[str, str, str | None], bool]"  # (op, path, path2) -> bool
 
 
 class TestError(Exception):

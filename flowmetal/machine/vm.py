@@ -1,8 +1,6 @@
 """The step machine: runs compiled instructions over a JSON state until it needs an effect."""
 from __future__ import annotations
 
-import hashlib
-
 from flowmetal.lang import ast as A
 from flowmetal.machine import arith as _arith
 from flowmetal.machine.command import CommandOps
@@ -16,8 +14,13 @@ __all__ = ["Machine", "initial_state"]
 _UNITS: dict = {}      # (unit name, sha1 of text) -> compiled Unit, shared by machines
 
 
+def _digest(text: str) -> str:
+    import hashlib   # only eval and source need it; kept off the start-up path
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def _compile(unit: str, text: str, filename: str):
-    key = (unit, hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest())
+    key = (unit, text)
     u = _UNITS.get(key)
     if u is None:
         from flowmetal.lang import parse
@@ -55,7 +58,7 @@ class Machine(Variables, CommandOps):
     def add_unit(self, text: str, filename: str, prefix: str) -> str:
         """Register source text (eval, source) as a unit and return its top code's name.
         Raises ParseError for bad text."""
-        digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        digest = _digest(text)[:16]
         unit = f"{prefix}{digest}"
         units = self.state["units"]
         if unit not in units:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from ..records import record
 from pathlib import Path
 
 from ..errors import ConfigError
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DaemonConfig:
     """`[daemon]`: how the daemon is reached."""
 
@@ -21,7 +21,7 @@ class DaemonConfig:
     (behind a proxy or a tunnel); None means `http://<listen>`."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HttpConfig:
     """`[http]`: defaults of the `http` builtin."""
 
@@ -29,7 +29,7 @@ class HttpConfig:
     """Seconds a request may take before it fails with status 28 (`--timeout` overrides)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RetryConfig:
     """`[retry]`: defaults of the `retry` builtin (its options override them)."""
 
@@ -46,7 +46,7 @@ class RetryConfig:
     """Upper bound in seconds of a single wait (`--max-delay`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JournalConfig:
     """`[journal]`: durability of job journals."""
 
@@ -56,7 +56,7 @@ class JournalConfig:
     does not)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ShellConfig:
     """`[shell]`: the interactive shell."""
 
@@ -64,23 +64,23 @@ class ShellConfig:
     """The prompt template of the interactive shell; None means the built-in one."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config:
     """The whole configuration; every section has defaults, so a missing file is a valid config."""
 
-    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    daemon: DaemonConfig = DaemonConfig()
     """`[daemon]` settings."""
 
-    http: HttpConfig = field(default_factory=HttpConfig)
+    http: HttpConfig = HttpConfig()
     """`[http]` settings."""
 
-    retry: RetryConfig = field(default_factory=RetryConfig)
+    retry: RetryConfig = RetryConfig()
     """`[retry]` settings."""
 
-    journal: JournalConfig = field(default_factory=JournalConfig)
+    journal: JournalConfig = JournalConfig()
     """`[journal]` settings."""
 
-    shell: ShellConfig = field(default_factory=ShellConfig)
+    shell: ShellConfig = ShellConfig()
     """`[shell]` settings."""
 
     path: str | None = None

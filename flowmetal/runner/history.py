@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import shlex
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _MAX_WIDTH = 100

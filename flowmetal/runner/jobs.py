@@ -5,7 +5,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from ..records import record
 from pathlib import Path
 
 from ..errors import JobNotFoundError, JournalError
@@ -167,7 +167,7 @@ def last_record(path: Path, block: int = 8192) -> dict | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JobInfo:
     """One row of `fm ps`: what a job is and where it stands."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import dataclass
+from ..records import record
 from pathlib import Path
 
 from .. import __version__
@@ -37,7 +37,7 @@ class JobFinishedError(FlowmetalError):
     """The job has already ended; there is nothing to resume."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Script:
     """A program about to become a job."""
 
@@ -69,6 +69,41 @@ def _crash_at() -> int | None:
         return int(raw)
     except ValueError:
         return None
+
+
+def compact(req: dict, base: dict) -> dict:
+    """The request as journaled: an exec stage's environment becomes its difference from the
+    job's environment at start (job.started holds that once), which keeps journals small."""
+    if req.get("op") != "exec":
+        return req
+    stages = []
+    for st in req["stages"]:
+        env = st.get("env")
+        if env is None:
+            stages.append(st)
+            continue
+        st = {k: v for k, v in st.items() if k != "env"}
+        st["env+"] = {k: v for k, v in env.items() if base.get(k) != v}
+        st["env-"] = sorted(k for k in base if k not in env)
+        stages.append(st)
+    return dict(req, stages=stages)
+
+
+def expand(req: dict, base: dict) -> dict:
+    """The inverse of compact(): a journaled request as the connectors take it."""
+    if req.get("op") != "exec":
+        return req
+    stages = []
+    for st in req["stages"]:
+        if "env+" not in st:
+            stages.append(st)
+            continue
+        env = {k: v for k, v in base.items() if k not in set(st["env-"])}
+        env.update(st["env+"])
+        st = {k: v for k, v in st.items() if k not in ("env+", "env-")}
+        st["env"] = env
+        stages.append(st)
+    return dict(req, stages=stages)
 
 
 def _canon(value):
@@ -110,7 +145,8 @@ class Runner:
     """One job being driven by this process: it holds the job's lock and journal."""
 
     def __init__(self, job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, machine,
-                 term, since_snapshot: int | None):
+                 term, since_snapshot: int | None, base_env: dict):
+        self.base_env = base_env
         self.job_id = job_id
         self.job_dir = job_dir
         self.lock = lock
@@ -134,10 +170,11 @@ class Runner:
                 step = m.state["step"]
                 if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
                     # Not synced: the effect.done below syncs it along with effect.started.
-                    self.journal.append("snapshot", {"step": step, "state": m.state, "req": req},
+                    self.journal.append("snapshot", {"step": step, "state": m.state,
+                                                     "req": compact(req, self.base_env)},
                                         sync=False)
                     self.since_snapshot = 0
-                started = {"step": step, "req": req}
+                started = {"step": step, "req": compact(req, self.base_env)}
                 if rerun:
                     started["rerun"] = True
                     rerun = False
@@ -230,7 +267,8 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
         _tag(e, job_dir)
         raise
     try:
-        runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None)
+        runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
+                        base_env=env)
         return runner.run(machine.run())
     except BaseException as e:
         _tag(e, job_dir)
@@ -278,7 +316,7 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
     source = first["source"]
     if snap is not None:
         machine = Machine(snap["state"], source=source)
-        pending, step = snap["req"], snap["step"]
+        pending, step = expand(snap["req"], first["env"]), snap["step"]
         since = 0
     else:
         state = initial_state(job=job_id, argv=list(first["argv"]), env=dict(first["env"]),
@@ -292,7 +330,7 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
         kind = rec["kind"]
         if kind == "effect.started":
             if (pending.get("op") == "done" or rec.get("step") != step
-                    or rec.get("req") != _canon(pending)):
+                    or rec.get("req") != _canon(compact(pending, first["env"]))):
                 raise _diverged(job_dir, rec, pending, step)
             started = True
         elif kind == "effect.done":
@@ -305,7 +343,8 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
                 since += 1
         # Other kinds (snapshots cannot follow the last one; later versions add kinds) carry
         # nothing the machine needs.
-    runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=since)
+    runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=since,
+                    base_env=first["env"])
     return runner, pending, started
 
 

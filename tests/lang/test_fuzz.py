@@ -1,7 +1,7 @@
 """Fuzz tests: no input, however malformed, makes parse() raise anything but ParseError."""
 from __future__ import annotations
 
-import dataclasses
+from flowmetal import records
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -56,9 +56,9 @@ def _walk(node, text):
     elif isinstance(node, tuple):
         for x in node:
             _walk(x, text)
-    elif dataclasses.is_dataclass(node):
-        for f in dataclasses.fields(node):
-            _walk(getattr(node, f.name), text)
+    elif records.is_record(node):
+        for name in records.fields(node):
+            _walk(getattr(node, name), text)
 
 
 def fast(n):

@@ -1,7 +1,7 @@
 """Parse tests: the AST shape (and spans) produced by lang.parse() for every SPEC 1.1 construct."""
 from __future__ import annotations
 
-import dataclasses
+from flowmetal import records
 import subprocess
 import sys
 import time
@@ -30,15 +30,16 @@ def S(node):
         return node.text
     if isinstance(node, A.Word):
         return S(node.parts) if len(node.parts) != 1 else S(node.parts[0])
-    if dataclasses.is_dataclass(node):
+    if records.is_record(node):
         out = {}
-        for f in dataclasses.fields(node):
-            if f.name == "span":
+        defaults = type(node).__record_defaults__
+        for name in records.fields(node):
+            if name == "span":
                 continue
-            v = getattr(node, f.name)
-            if f.default is not dataclasses.MISSING and v == f.default:
+            v = getattr(node, name)
+            if name in defaults and v == defaults[name]:
                 continue
-            out[f.name] = S(v)
+            out[name] = S(v)
         return (type(node).__name__, out)
     return node
 
@@ -830,9 +831,9 @@ def test_every_span_is_sane():
         elif isinstance(n, tuple):
             for x in n:
                 walk(x)
-        elif dataclasses.is_dataclass(n):
-            for f in dataclasses.fields(n):
-                walk(getattr(n, f.name))
+        elif records.is_record(n):
+            for name in records.fields(n):
+                walk(getattr(n, name))
     walk(parse(text))
 
 
@@ -875,7 +876,7 @@ def test_committed_tables_match_the_grammar():
 def test_nodes_are_frozen_and_hashable():
     prog = parse("cat <<EOF\n$x\nEOF\necho {a,b}")
     hash(prog)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         prog.commands[0].words = ()
 
 

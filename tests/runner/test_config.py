@@ -1,7 +1,7 @@
 """The config file: defaults, valid settings, and errors that name the file and the key."""
 from __future__ import annotations
 
-import dataclasses
+from flowmetal import records
 
 import pytest
 
@@ -108,14 +108,14 @@ def test_records_are_frozen_and_documented():
     for cls in (cfg.Config, cfg.DaemonConfig, cfg.HttpConfig, cfg.RetryConfig, cfg.JournalConfig,
                 cfg.ShellConfig):
         assert cls.__doc__
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(cls(), dataclasses.fields(cls)[0].name, None)
+        with pytest.raises(AttributeError):
+            setattr(cls(), records.fields(cls)[0], None)
     # Every field has a docstring right below it in the source.
     import inspect
     src = inspect.getsource(cfg)
     for cls in (cfg.DaemonConfig, cfg.HttpConfig, cfg.RetryConfig, cfg.JournalConfig, cfg.ShellConfig,
                 cfg.Config):
-        for f in dataclasses.fields(cls):
-            assert f'    {f.name}: ' in src
-            after = src.split(f'    {f.name}: ', 1)[1].split("\n", 2)[1]
-            assert after.strip().startswith('"""'), (cls.__name__, f.name)
+        for name in records.fields(cls):
+            assert f'    {name}: ' in src
+            after = src.split(f'    {name}: ', 1)[1].split("\n", 2)[1]
+            assert after.strip().startswith('"""'), (cls.__name__, name)
