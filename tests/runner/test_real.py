@@ -15,8 +15,6 @@ from flowmetal.journal import JobLock
 
 from .helpers import ROOT, kinds, only_job, records
 
-pytestmark = pytest.mark.skipif(not (ROOT / "flowmetal" / "machine" / "READY").exists(),
-                                reason="the machine is not ready")
 
 # Each `sh` appends its number and its FM_STEP_KEY; the sleep gives a test time to kill it.
 SCRIPT = r"""
@@ -185,3 +183,46 @@ def test_fm_c_and_stdin(work, home):
     assert (p.returncode, p.stdout) == (0, "from stdin fm\n")
     p = fm("-c", "exit 3", cwd=work)
     assert (p.returncode, p.stderr) == (3, "")
+
+
+def test_every_cut_of_the_last_line_resumes(script, home, tmp_path):
+    """G6: a final record cut at any byte (a crash mid-write) is dropped and the job resumes;
+    the effect whose completion was cut off runs again (G2), no other."""
+    p = fm("s.fm", cwd=script, env={"FM_CRASH_AT": "7"})
+    job_id, path = only_job(home)
+    data = path.read_bytes()
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    assert json.loads(data[last_start:])["kind"] == "effect.done"
+    counter = (script / "counter").read_text()
+    for cut in range(last_start, len(data)):
+        path.write_bytes(data[:cut])
+        (script / "counter").write_text(counter)
+        r = fm("resume", job_id, cwd=script)
+        assert r.returncode == 0, (cut, r.stderr)
+        assert p.stdout + r.stdout == "step 1\nstep 2\nstep 3\nbye\n", cut
+        got = lines(script / "counter")
+        # the step whose completion was cut off ran again (at-least-once); the others once
+        assert got == ["1", "2", "2", "3"], (cut, got)
+    for garbage in (b"\x00\x00\x00", b"not json\n", b'{"seq":9,"ts":"2026-'):
+        path.write_bytes(data + garbage)
+        (script / "counter").write_text(counter)
+        r = fm("resume", job_id, cwd=script)
+        assert r.returncode == 0, (garbage, r.stderr)
+        assert lines(script / "counter") == ["1", "2", "3"], garbage
+    # a whole, parseable last line that is not the next record is damage, not a torn write
+    path.write_bytes(data + b'{"seq":99}\n')
+    r = fm("resume", job_id, cwd=script)
+    assert r.returncode == 1 and "damaged record" in r.stderr
+
+
+def test_damage_in_the_middle_is_reported_with_its_line(script, home):
+    fm("s.fm", cwd=script, env={"FM_CRASH_AT": "7"})
+    job_id, path = only_job(home)
+    text = path.read_text().split("\n")
+    text[2] = text[2][:10] + "#" + text[2][11:]
+    path.write_text("\n".join(text))
+    before = path.read_text()
+    r = fm("resume", job_id, cwd=script)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "journal.jsonl:3:" in r.stderr, r.stderr
+    assert path.read_text() == before
