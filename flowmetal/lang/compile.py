@@ -11,6 +11,8 @@ pure. The price: in `${x:-$(cmd)}` the `cmd` runs even when x is set (docs/langu
 """
 from __future__ import annotations
 
+import re
+
 from flowmetal.lang import ast as A
 
 
@@ -45,8 +47,13 @@ def compile_unit(program: A.Program, unit: str) -> Unit:
     return u
 
 
+DYNAMIC = ("RANDOM", "EPOCHSECONDS", "EPOCHREALTIME")
+_DYN_IN_ARITH = re.compile(r"(?<![\w$])(RANDOM|EPOCHSECONDS|EPOCHREALTIME)(?!\w)")
+
+
 def _iter_cmdsubs(obj):
-    """Yield the CmdSub nodes directly inside words/parts (not inside their bodies)."""
+    """Yield the CmdSub nodes directly inside words/parts (not inside their bodies), and the
+    names of the journaled variables ($RANDOM, $EPOCHSECONDS, ...) read there, in order."""
     if obj is None:
         return
     if isinstance(obj, (tuple, list)):
@@ -60,6 +67,8 @@ def _iter_cmdsubs(obj):
     elif isinstance(obj, A.DQ):
         yield from _iter_cmdsubs(obj.parts)
     elif isinstance(obj, A.Param):
+        if obj.name in DYNAMIC:
+            yield obj.name
         yield from _iter_cmdsubs(obj.index)
         if isinstance(obj.arg, (A.Word, tuple)):
             yield from _iter_cmdsubs(obj.arg)
@@ -79,6 +88,8 @@ def _iter_cmdsubs(obj):
         yield from _iter_cmdsubs(obj.expr)
     elif isinstance(obj, A.ArithText):
         yield from _iter_cmdsubs(obj.parts)
+        for m in _DYN_IN_ARITH.finditer(obj.text):
+            yield m.group(1)
     elif isinstance(obj, A.HereDoc):
         if obj.expand:
             yield from _iter_cmdsubs(obj.parts)
@@ -131,9 +142,12 @@ class _Compiler:
         return len(code.instrs)
 
     def hoist(self, code: Code, *things):
-        """Run the bodies of the command substitutions in `things` into slots."""
-        for cs in _iter_cmdsubs(things):
-            if id(cs) in code.slots:
+        """Run the bodies of the command substitutions in `things` into slots, and draw the
+        values of the journaled variables they read."""
+        found = list(_iter_cmdsubs(things))
+        names = [x for x in found if isinstance(x, str)]
+        for cs in found:
+            if isinstance(cs, str) or id(cs) in code.slots:
                 continue
             s = self.slot()
             code.slots[id(cs)] = s
@@ -141,6 +155,9 @@ class _Compiler:
             self.program(code, cs.body)
             self.emit(code, "CAPEND", s, cs)
             self.patch(code, at, "CAPBEGIN", cs, s, self.here(code))
+        if names:
+            # after the substitutions' bodies, which run in this frame and draw their own
+            self.emit(code, "DYNVARS", tuple(names))
 
     # -- commands -----------------------------------------------------------------------------
     def program(self, code: Code, prog: A.Program):

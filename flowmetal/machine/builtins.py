@@ -467,6 +467,14 @@ def _stdin_lines(c: Call, delim: str, limit=None):
     return
 
 
+def read_all_stdin(c: Call) -> str:
+    """The rest of the command's stdin, as one string."""
+    chunks = []
+    for line, complete in _stdin_lines(c, ""):
+        chunks.append(line + ("\0" if complete else ""))
+    return "".join(chunks)
+
+
 @builtin("read")
 def b_read(c):
     vm = c.vm

@@ -63,8 +63,9 @@ class CommandOps:
                     matches = res.get("matches") or []
                     if not matches:
                         w = words[v["w"]]
-                        raise ShellError(1, f"no match for pattern `{self.snippet(code, w.span)}`",
-                                         w.span)
+                        text = self.snippet(code, w.span)
+                        raise ShellError(1, f"no match for pattern `{text}` (quote it to pass "
+                                         f"it as it is: '{text}')", w.span)
                     fields[k:k + 1] = matches
                     break
         for v in fields:
@@ -133,10 +134,11 @@ class CommandOps:
     def classify(self, argv: list):
         """-> (kind, argv): 'fn', 'bi' or 'ext'; `command NAME` skips functions."""
         from flowmetal.machine.builtins import BUILTINS
+        from flowmetal.machine.durable import DURABLE
         name = argv[0]
         if name in ("command", "builtin") and len(argv) > 1 and not argv[1].startswith("-"):
             rest = argv[1:]
-            if rest[0] in BUILTINS:
+            if rest[0] in BUILTINS and not (name == "command" and rest[0] in DURABLE):
                 return "bi", rest
             return ("ext" if name == "command" else "bi"), rest
         if name in self.state["funcs"]:
@@ -179,7 +181,19 @@ class CommandOps:
                 i["k"] = "none"
                 i["ph"] = "run"
             else:
-                kind, argv = self.classify(argv)
+                once = argv[0] == "once"
+                if once:
+                    if len(argv) < 2:
+                        raise ShellError(2, "once: usage: once CMD [ARG...]", node.span)
+                    argv = argv[1:]
+                    if argv[0] == "command" and len(argv) > 1:
+                        argv = argv[1:]
+                    kind = "ext" if argv[0] not in st["funcs"] else "fn"
+                    if kind != "ext" or argv[0] in ("once",):
+                        raise ShellError(2, f"once: `{argv[0]}` is not an external program "
+                                         "(once runs one program at most once)", node.span)
+                else:
+                    kind, argv = self.classify(argv)
                 i["k"], i["argv"] = kind, argv
                 if st["opts"].get("x"):
                     self.trace(f, argv, i["as"])
@@ -187,16 +201,18 @@ class CommandOps:
                 if kind == "ext":
                     i["ph"] = "exec"
                     stage = self.exec_stage(ex, argv, i["as"], node.redirects, i)
+                    if once:
+                        i["once"] = True
                     if f.get("x"):
                         i["ph"] = "xtrace"
                         i["stage"] = stage
                         return {"op": "write", "target": {"kind": "term", "fd": 2},
                                 "data": "".join(f.pop("x"))}
-                    return {"op": "exec", "cwd": st["cwd"], "stages": [stage]}
+                    return self.exec_request(i, [stage])
         if i["ph"] == "xtrace":
             self.take_result()
             i["ph"] = "exec"
-            return {"op": "exec", "cwd": st["cwd"], "stages": [i.pop("stage")]}
+            return self.exec_request(i, [i.pop("stage")])
         ph = i["ph"]
         if ph == "exec":
             got, res = self.take_result()
@@ -204,7 +220,10 @@ class CommandOps:
             status = res["status"][0]
             st["pipestatus"] = [status]
             err = (res.get("errors") or {}).get("0")
-            if err:
+            if res.get("unknown"):
+                i["msg"] = (f"`{self.snippet(code, node.span)}` was interrupted by a crash: its "
+                            "outcome is unknown (once: not run again)")
+            elif err:
                 i["msg"] = f"`{i['argv'][0]}`: {err}" if status in (126, 127) else err
             i["st"] = status
             i["ph"] = "after"
@@ -226,15 +245,25 @@ class CommandOps:
             self.truncate_io(b["io"])
         status = i["st"] if i.get("st") is not None else st["status"]
         st["status"] = status
+        ctlmsg = st.pop("ctlmsg", None)
+        if ctlmsg:
+            i["msg"] = ctlmsg
         f["i"] = None
         f["pc"] += 1
         if status != 0 and st["opts"].get("e") and i["k"] != "none":
-            msg = i.get("msg") or f"`{self.snippet(code, node.span)}` exited with status {status}"
+            text = self.snippet(code, node.span) if node.words else " ".join(i["argv"])
+            msg = i.get("msg") or f"`{text}` exited with status {status}"
             span = node.words[0].span if node.words else node.span
             raise ShellError(status, msg, span)
         if status != 0 and i["k"] == "none" and st["opts"].get("e"):
             raise ShellError(status, i.get("msg") or "redirection failed", node.span)
         return None
+
+    def exec_request(self, i, stages) -> dict:
+        req = {"op": "exec", "cwd": self.state["cwd"], "stages": stages}
+        if i.get("once"):
+            req["once"] = True
+        return req
 
     def trace(self, f, argv, assigns):
         from flowmetal.machine.printf import shell_quote

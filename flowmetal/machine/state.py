@@ -19,10 +19,20 @@ def clone(v):
     return v
 
 
+DEFAULT_SETTINGS = {
+    "retry": {"attempts": 5, "delay": 1.0, "backoff": 2.0, "max_delay": 300.0},
+    "http": {"timeout": 30.0},
+}
+
+
 def initial_state(*, job: str, argv: list, env: dict, cwd: str, filename: str,
-                  pid: int | None = None) -> dict:
+                  pid: int | None = None, settings: dict | None = None) -> dict:
     """The state of a job that has not run yet: `argv[0]` is $0, the rest the positional
-    parameters; every variable of `env` is an exported global."""
+    parameters; every variable of `env` is an exported global. `settings` carries the config
+    defaults the builtins use (retry, http), fixed for the job's life."""
+    merged = clone(DEFAULT_SETTINGS)
+    for section, values in (settings or {}).items():
+        merged.setdefault(section, {}).update(values)
     glob = {k: {"s": v, "x": 1} for k, v in env.items()}
     glob["PWD"] = {"s": cwd, "x": 1}
     return {
@@ -46,4 +56,5 @@ def initial_state(*, job: str, argv: list, env: dict, cwd: str, filename: str,
         "opts": {"e": 1, "u": 1, "pipefail": 1, "x": 0},
         "units": {"main": {"file": filename}},
         "await": None,
+        "settings": merged,
     }

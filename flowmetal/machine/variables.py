@@ -26,6 +26,8 @@ class Variables:
             return self.get_special(name)
         if name == "PIPESTATUS":
             return str(self.state["pipestatus"][0])
+        if name in ("RANDOM", "EPOCHSECONDS", "EPOCHREALTIME") and self.cell(name) is None:
+            return self.dynamic(name)
         c = self.cell(name)
         if c is None:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flowmetal.lang import ast as A
 from flowmetal.machine import arith as _arith
 from flowmetal.machine.command import CommandOps
+from flowmetal.machine.durable import SYS, DurableOps
 from flowmetal.machine.errors import NeedEffect, ShellError, Unwind
 from flowmetal.machine.expand import Expander
 from flowmetal.machine.state import clone, initial_state
@@ -30,7 +31,7 @@ def _compile(unit: str, text: str, filename: str):
     return u
 
 
-class Machine(Variables, CommandOps):
+class Machine(Variables, CommandOps, DurableOps):
     """Advance a job's state; `run(result)` returns the next effect request or a done record."""
 
     def __init__(self, state: dict, source: str):
@@ -50,7 +51,7 @@ class Machine(Variables, CommandOps):
 
     def unit_source(self, unit: str) -> tuple:
         """(text, filename) of a code unit, for running it and for rendering error spans."""
-        info = self.state["units"][unit]
+        info = self.state["units"].get(unit, {"text": "", "file": "<fm>"})
         if unit == "main":
             return self.source, info["file"]
         return info["text"], info["file"]
@@ -68,7 +69,7 @@ class Machine(Variables, CommandOps):
         return f"{unit}:0"
 
     def code(self, name: str):
-        c = self.codes.get(name)
+        c = self.codes.get(name) or SYS.get(name)
         if c is None:
             self._load_unit(name.rsplit(":", 1)[0])
             c = self.codes[name]
@@ -77,12 +78,16 @@ class Machine(Variables, CommandOps):
     # -- the loop -----------------------------------------------------------------------------
     def run(self, result=None) -> dict:
         st = self.state
+        frames = st["frames"]
         if st.get("await"):
             st["await"] = None
             self.result, self.has_result = result, True
+            if isinstance(result, dict) and result.get("timeout"):
+                done = self.deadline_passed()
+                if done:
+                    return done
         else:
             self.result, self.has_result = None, False
-        frames = st["frames"]
         while True:
             if not frames:
                 return {"op": "done", "status": st["status"]}
@@ -107,7 +112,27 @@ class Machine(Variables, CommandOps):
                     return req
                 st["step"] += 1
                 st["await"] = True
+                deadline = None
+                for fr in frames:
+                    if "dl" in fr and (deadline is None or fr["dl"] < deadline):
+                        deadline = fr["dl"]
+                if deadline is not None:
+                    req["deadline"] = deadline
                 return req
+
+    def deadline_passed(self):
+        """A durable deadline passed during (or before) the last effect: raise status 124 from
+        where the job is, to be caught by the `timeout` (or `retry --timeout`) that set it."""
+        self.has_result = False
+        frames = self.state["frames"]
+        owner = min((fr for fr in frames if "dl" in fr), key=lambda fr: fr["dl"], default=None)
+        if owner is None:
+            return None
+        ctl = owner["t"].get("ctl", {})
+        self.state["err"] = {"status": 124, "message": f"`{ctl.get('text', 'timeout')}` timed out",
+                             "unit": ctl.get("unit", "main"), "span": ctl.get("span"),
+                             "deadline_of": owner["id"]}
+        return self.unwind("raise", 124)
 
     def take_result(self):
         """The result of the request this instruction made (None when it made none)."""

@@ -1,0 +1,358 @@
+"""Durable builtins (SPEC 1.4): sleep, now, retry, timeout, once, json, and journaled variables.
+
+`retry` and `timeout` run their body in a frame of its own under a *controller* frame whose
+code is built here (the `sys` unit). The controller is ordinary machine code: its handler
+catches the body's errors, and its waits and deadlines are effects like any other, so a crash
+in the middle of a backoff resumes exactly there.
+"""
+from __future__ import annotations
+
+from flowmetal.lang import ast as A
+from flowmetal.machine.builtins import builtin
+from flowmetal.machine.errors import ShellError
+
+# Code of the controller frames. Each instruction list is indexed by pc.
+SYS_CODES = {
+    # run an already expanded argv as a command (`retry -- cmd`, `timeout 5 -- cmd`)
+    "sys:run": [("RUNARGV",), ("RET",)],
+    # 0 start; 1 guard the body; 2 run it; 3 it returned; 4 judge its status; 5 it raised
+    "sys:retry": [("RETRY_START",), ("HANDLER", 5), ("BODY",), ("POPB",), ("RETRY_DONE",),
+                  ("RETRY_FAILED",)],
+    "sys:timeout": [("TIMEOUT_START",), ("HANDLER", 5), ("BODY",), ("POPB",), ("CTL_RET",),
+                    ("TIMEOUT_FAILED",)],
+}
+
+DURABLE = {"sleep", "retry", "timeout", "once", "now", "json"}
+
+
+class _SysCode:
+    __slots__ = ("name", "unit", "instrs", "slots", "kind", "fname")
+
+    def __init__(self, name, instrs):
+        self.name, self.unit, self.instrs, self.slots = name, "sys", instrs, {}
+        self.kind, self.fname = "fn", name
+
+
+SYS = {name: _SysCode(name, instrs) for name, instrs in SYS_CODES.items()}
+
+
+def _duration(c, text: str, what: str) -> float:
+    from flowmetal.machine.duration import DurationError, parse_duration
+    try:
+        return parse_duration(text)
+    except DurationError as e:
+        raise ShellError(2, f"{what}: {e.message}", c.span) from None
+
+
+def _fmt(seconds: float) -> str:
+    from flowmetal.machine.duration import format_duration
+    return format_duration(seconds)
+
+
+@builtin("sleep")
+def b_sleep(c):
+    args = c.argv[1:]
+    if not args:
+        return c.fail("sleep: usage: sleep DURATION... | sleep --until TIME", 2)
+    now = c.effect({"op": "clock", "format": "%z"})
+    if args[0] == "--until" or args[0].startswith("--until="):
+        text = args[0][8:] if args[0].startswith("--until=") else " ".join(args[1:])
+        from flowmetal.machine.duration import DurationError, parse_time
+        tz = now.get("text") or "+0000"
+        try:
+            offset = (1 if tz[0] == "+" else -1) * (int(tz[1:3]) * 3600 + int(tz[3:5]) * 60)
+            due = parse_time(text, now["now"], offset)
+        except (DurationError, ValueError, IndexError) as e:
+            raise ShellError(2, f"sleep --until: {getattr(e, 'message', e)}", c.span) from None
+        why = f"sleep --until {text}"
+    else:
+        total = sum(_duration(c, a, "sleep") for a in args)
+        due = now["now"] + total
+        why = f"sleep {' '.join(args)}"
+    c.effect({"op": "sleep", "until": due, "why": why})
+    return 0
+
+
+@builtin("now")
+def b_now(c):
+    args = c.argv[1:]
+    fmt = ""
+    if args:
+        if not args[0].startswith("+") or len(args) > 1:
+            return c.fail("now: usage: now [+FORMAT]", 2)
+        fmt = args[0][1:]
+    res = c.effect({"op": "clock", "format": fmt})
+    c.out(res.get("text", str(res["now"])) + "\n")
+    return 0
+
+
+@builtin("json")
+def b_json(c):
+    from flowmetal.machine.builtins import read_all_stdin
+    from flowmetal.machine.jsontool import run as json_run
+    args = c.argv[1:]
+    needs_input = bool(args) and args[0] in ("get", "len", "keys", "valid", "pretty")
+    data = read_all_stdin(c) if needs_input else ""
+    status, out, err = json_run(args, data)
+    c.out(out)
+    if err:
+        c.err(err if err.endswith("\n") else err + "\n")
+        c.msg = err.strip().splitlines()[0]
+    return status
+
+
+# -- retry and timeout -------------------------------------------------------------------------
+
+def _split_body(c, args):
+    """After the options: (block code or None, argv or None)."""
+    if c.block is not None:
+        if args:
+            raise ShellError(2, f"{c.argv[0]}: unexpected `{args[0]}` before the block", c.span)
+        return c.block, None
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        raise ShellError(2, f"{c.argv[0]}: a command or a {{ block }} is required", c.span)
+    return None, list(args)
+
+
+def _controller(c, code: str, ctl: dict) -> dict:
+    vm = c.vm
+    span = c.span
+    ctl["span"] = [span.start, span.end, span.line, span.col]
+    ctl["unit"] = c.code.unit
+    ctl["text"] = vm.snippet(c.code, span)
+    return {"c": code, "pc": 0, "b": [], "t": {"ctl": ctl}, "i": None, "k": "ctl",
+            "id": vm.new_id()}
+
+
+_RETRY_FLAGS = {"--attempts": "attempts", "--delay": "delay", "--backoff": "backoff",
+                "--max-delay": "max_delay", "--timeout": "timeout", "--on": "on"}
+
+
+@builtin("retry")
+def b_retry(c):
+    defaults = c.vm.state.get("settings", {}).get("retry", {})
+    ctl = {"attempts": int(defaults.get("attempts", 5)), "delay": float(defaults.get("delay", 1)),
+           "backoff": float(defaults.get("backoff", 2)),
+           "max_delay": float(defaults.get("max_delay", 300)), "jitter": False,
+           "timeout": None, "on": None, "n": 0}
+    args = c.argv[1:]
+    while args and args[0].startswith("--") and args[0] != "--":
+        flag, eq, value = args[0].partition("=")
+        if flag == "--jitter":
+            ctl["jitter"] = True
+            args = args[1:]
+            continue
+        if flag not in _RETRY_FLAGS:
+            raise ShellError(2, f"retry: unknown option `{flag}`", c.span)
+        if not eq:
+            if len(args) < 2:
+                raise ShellError(2, f"retry: {flag} needs a value", c.span)
+            value, args = args[1], args[2:]
+        else:
+            args = args[1:]
+        key = _RETRY_FLAGS[flag]
+        try:
+            if key == "attempts":
+                ctl[key] = int(value)
+                if ctl[key] < 1:
+                    raise ValueError
+            elif key == "backoff":
+                ctl[key] = float(value)
+                if ctl[key] < 1:
+                    raise ValueError
+            elif key == "on":
+                ctl[key] = [int(s) for s in value.split(",") if s]
+            else:
+                ctl[key] = _duration(c, value, f"retry {flag}")
+        except ValueError:
+            raise ShellError(2, f"retry: bad value `{value}` for {flag}", c.span) from None
+    ctl["code"], ctl["argv"] = _split_body(c, args)
+    c.push = _controller(c, "sys:retry", ctl)
+    return 0
+
+
+@builtin("timeout")
+def b_timeout(c):
+    args = c.argv[1:]
+    if not args:
+        raise ShellError(2, "timeout: usage: timeout DURATION { BODY } | timeout DURATION -- CMD",
+                         c.span)
+    seconds = _duration(c, args[0], "timeout")
+    ctl = {"seconds": seconds, "label": args[0]}
+    ctl["code"], ctl["argv"] = _split_body(c, args[1:])
+    c.push = _controller(c, "sys:timeout", ctl)
+    return 0
+
+
+class DurableOps:
+    """Mixin for the Machine: journaled variables and the controller instructions."""
+
+    def op_DYNVARS(self, f, code, ins):
+        """Draw $RANDOM / $EPOCHSECONDS / $EPOCHREALTIME values for the next command: effects,
+        so a resumed job sees the values it saw before."""
+        i = f["i"]
+        if i is None:
+            i = f["i"] = {"op": "DYNVARS", "v": []}
+        got, res = self.take_result()
+        if got:
+            i["v"].append(res)
+        names = ins[1]
+        if len(i["v"]) < len(names):
+            name = names[len(i["v"])]
+            return {"op": "random"} if name == "RANDOM" else {"op": "clock"}
+        dyn = {}
+        for name, res in zip(names, i["v"]):
+            if name == "RANDOM":
+                v = str(res["int"])
+            elif name == "EPOCHSECONDS":
+                v = str(int(res["now"]))
+            else:
+                v = f"{res['now']:.6f}"
+            dyn.setdefault(name, []).append(v)
+        f["t"]["dyn"] = dyn
+        f["i"] = None
+        f["pc"] += 1
+        return None
+
+    def dynamic(self, name: str):
+        f = self.cur[1]
+        vals = f["t"].get("dyn", {}).get(name)
+        if vals:
+            return vals.pop(0)
+        raise ShellError(1, f"`${name}` cannot be read here (it is journaled, and only "
+                         "plain uses in a command are)", None)
+
+    # -- the body -----------------------------------------------------------------------------
+    def op_BODY(self, f, code, ins):
+        ctl = f["t"]["ctl"]
+        f["pc"] += 1
+        if ctl.get("code"):
+            body = {"c": ctl["code"], "pc": 0, "b": [], "t": {}, "i": None, "k": "block"}
+        else:
+            body = {"c": "sys:run", "pc": 0, "b": [], "t": {"argv": list(ctl["argv"]),
+                                                           "span": ctl["span"]},
+                    "i": None, "k": "block", "u": ctl["unit"]}
+        self.state["frames"].append(body)
+
+    def op_RUNARGV(self, f, code, ins):
+        sp = f["t"]["span"]
+        node = A.SimpleCommand((), (), (), A.Span(*sp))
+        if f["i"] is None:
+            f["t"]["0"] = f["t"].pop("argv", [])
+        return self.op_CMD(f, self.code(f"{f['u']}:0") if "u" in f else code,
+                           ("CMD", node, 0, None))
+
+    def ctl_return(self, f, status: int, msg: str | None = None):
+        st = self.state
+        st["status"] = status
+        if msg:
+            st["ctlmsg"] = msg
+        st["frames"].pop()
+
+    def op_CTL_RET(self, f, code, ins):
+        self.ctl_return(f, self.state["status"])
+
+    def _clock(self):
+        """(True, now) from this instruction's clock effect, or (False, request)."""
+        got, res = self.take_result()
+        if got:
+            return True, res["now"]
+        return False, {"op": "clock"}
+
+    # -- timeout ------------------------------------------------------------------------------
+    def op_TIMEOUT_START(self, f, code, ins):
+        ok, val = self._clock()
+        if not ok:
+            return val
+        ctl = f["t"]["ctl"]
+        f["dl"] = val + ctl["seconds"]
+        f["pc"] += 1
+        return None
+
+    def op_TIMEOUT_FAILED(self, f, code, ins):
+        err = self.state.get("err") or {}
+        ctl = f["t"]["ctl"]
+        if err.get("deadline_of") == f["id"]:
+            self.ctl_return(f, 124, f"`{ctl['text']}` timed out after {_fmt(ctl['seconds'])}")
+            return None
+        # the body failed on its own: that failure goes on up
+        self.state["frames"].pop()
+        from flowmetal.machine.errors import Unwind
+        raise Unwind("raise", err.get("status", self.state["status"]))
+
+    # -- retry --------------------------------------------------------------------------------
+    def op_RETRY_START(self, f, code, ins):
+        ctl = f["t"]["ctl"]
+        if ctl.get("timeout") is not None and "dl" not in f:
+            ok, val = self._clock()
+            if not ok:
+                return val
+            f["dl"] = val + ctl["timeout"]
+        ctl["n"] = 1
+        f["pc"] += 1
+        return None
+
+    def op_RETRY_DONE(self, f, code, ins):
+        if self.state["status"] == 0:
+            self.ctl_return(f, 0)
+            return None
+        self.state["err"] = None
+        f["pc"] = 5          # a non-zero status without an error: judge it as a failure
+        return None
+
+    def op_RETRY_FAILED(self, f, code, ins):
+        st = self.state
+        ctl = f["t"]["ctl"]
+        if f["i"] is None:
+            err = st.get("err") or {}
+            f["i"] = {"op": "RETRY", "st": err.get("status", st["status"]) or 1,
+                      "err": err.get("message")}
+            if err.get("deadline_of") == f["id"]:
+                self.ctl_return(f, 124, f"`{ctl['text']}` timed out after "
+                                f"{_fmt(ctl['timeout'])} ({ctl['n']} attempts)")
+                return None
+        i = f["i"]
+        status = i["st"]
+        n = ctl["n"]
+        if n >= ctl["attempts"] or (ctl["on"] is not None and status not in ctl["on"]):
+            why = "" if n < ctl["attempts"] else f" after {n} attempt{'s' * (n > 1)}"
+            msg = f"`{ctl['text']}` failed{why}"
+            if i.get("err"):
+                msg += f": {i['err']}"
+            f["i"] = None
+            self.ctl_return(f, status, msg)
+            return None
+        ok, val = self.memo_run(f, lambda: self._retry_wait(f, ctl, status, n))
+        if not ok:
+            return val
+        f["i"] = None
+        ctl["n"] = n + 1
+        f["pc"] = 1
+        return None
+
+    def _retry_wait(self, f, ctl, status, n):
+        """The wait before attempt n+1: a durable timer (jitter drawn and journaled)."""
+        delay = min(ctl["delay"] * ctl["backoff"] ** (n - 1), ctl["max_delay"])
+        if ctl["jitter"]:
+            delay *= self.effect(f, {"op": "random"})["float"]
+        now = self.effect(f, {"op": "clock"})["now"]
+        note = (f"fm: retry: attempt {n} of {ctl['attempts']} failed (status {status}); "
+                f"next in {_fmt(delay)}\n")
+        t = self.fds().get("2", {"kind": "closed"})
+        if t["kind"] in ("term", "file"):
+            target = {"kind": "term", "fd": t.get("fd", 2) or 2} if t["kind"] == "term" else \
+                {"kind": "file", "path": t["path"], "mode": "a",
+                 "display": t.get("display", t["path"])}
+            self.effect(f, {"op": "write", "target": target, "data": note,
+                            "cwd": self.state["cwd"]})
+        elif t["kind"] == "buf":
+            pass      # appended below, once: buffers are state, not effects
+        self.effect(f, {"op": "sleep", "until": now + delay,
+                        "why": f"retry: attempt {n + 1} of {ctl['attempts']} in {_fmt(delay)}"})
+        if t["kind"] == "buf":
+            b = self.state["bufs"].get(t["id"])
+            if b is not None:
+                b["d"] += note
+        return True
