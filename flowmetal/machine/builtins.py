@@ -439,22 +439,13 @@ def _stdin_lines(c: Call, delim: str, limit=None):
             count += 1
             yield d[p:j], True
         return
-    if k == "term":
+    if k in ("term", "file"):
         while limit is None or count < limit:
-            res = c.effect({"op": "read_line", "fd": 0, "delim": delim})
-            line = res.get("line")
-            if line is None:
-                return
-            count += 1
-            yield line, not res.get("eof")
-            if res.get("eof"):
-                return
-        return
-    if k == "file":
-        while limit is None or count < limit:
-            res = c.effect({"op": "read_line", "path": t["path"], "off": t.get("off", 0),
-                            "delim": delim, "cwd": vm.state["cwd"],
-                            "display": t.get("display", t["path"])})
+            req = {"op": "read_line", "fd": 0, "delim": delim}
+            if k == "file":
+                req.update(path=t["path"], off=t.get("off", 0), cwd=vm.state["cwd"],
+                           display=t.get("display", t["path"]))
+            res = c.effect(req)
             if "off" in res:
                 t["off"] = res["off"]
             line = res.get("line")
@@ -464,7 +455,6 @@ def _stdin_lines(c: Call, delim: str, limit=None):
             yield line, not res.get("eof")
             if res.get("eof"):
                 return
-    return
 
 
 def read_all_stdin(c: Call) -> str:

@@ -393,12 +393,16 @@ class CommandOps:
         files are opened (truncated) now through effects and then appended to."""
         if not redirs:
             return None
-        fds = dict(self.fds())
+        return self.apply_redirects(dict(self.fds()), redirs, ex,
+                                    lambda target, mode, r: self._open_for_fm(f, target, mode, r))
+
+    def apply_redirects(self, fds: dict, redirs, ex: Expander, open_file) -> dict:
+        """Apply redirections in order to an fd table; `open_file(path, mode, redirect)` makes
+        the target of a file."""
         for r in redirs:
             op = r.op
-            fd = str(r.fd if r.fd is not None else (0 if op[0] == "<" and op != "<>" else 1))
-            if op == "<>":
-                fd = str(r.fd if r.fd is not None else 0)
+            default = 0 if op[0] == "<" else 1
+            fd = str(r.fd if r.fd is not None else default)
             if op in ("<<", "<<-", "<<<"):
                 fds[fd] = {"kind": "data", "d": self.heredoc_text(ex, r), "p": 0}
                 continue
@@ -410,23 +414,12 @@ class CommandOps:
                     if target not in fds or fds[target]["kind"] == "closed":
                         raise ShellError(1, f"{target}: bad file descriptor", r.span)
                     fds[fd] = fds[target]
-                elif op == ">&" and r.fd is None:
-                    t = self._open_for_fm(f, target, "w", r)
-                    fds["1"] = fds["2"] = t
+                elif op == ">&" and r.fd is None:      # `>&file` is `&>file`
+                    fds["1"] = fds["2"] = open_file(target, "w", r)
                 else:
                     raise ShellError(1, f"`{target}`: bad file descriptor", r.span)
                 continue
-            if op == "<":
-                # Read through an offset kept in the state: `read` and the programs run inside
-                # share it, as they share the file description in bash.
-                res = self.effect(f, {"op": "open", "path": self.abspath(target), "mode": "r",
-                                      "cwd": self.state["cwd"], "display": target})
-                if res.get("error"):
-                    raise ShellError(1, res["error"], r.target.span)
-                fds[fd] = {"kind": "file", "path": self.abspath(target), "mode": "r",
-                           "id": self.new_id(), "display": target, "off": 0}
-                continue
-            t = self._open_for_fm(f, target, _OUT_MODE[op], r)
+            t = open_file(target, "r" if op == "<" else _OUT_MODE[op], r)
             if op in ("&>", "&>>"):
                 fds["1"] = fds["2"] = t
             else:
@@ -438,64 +431,41 @@ class CommandOps:
                               "cwd": self.state["cwd"], "display": target})
         if res.get("error"):
             raise ShellError(1, res["error"], r.target.span)
-        return {"kind": "file", "path": self.abspath(target), "mode": "a" if mode != "rw"
-                else "rw", "id": self.new_id(), "display": target}
+        t = {"kind": "file", "path": self.abspath(target), "mode": "rw" if mode == "rw" else "a",
+             "id": self.new_id(), "display": target}
+        if mode == "r":
+            # Read through an offset kept in the state: `read` and the programs run inside
+            # share it, as they share the file description in bash.
+            t["mode"], t["off"] = "r", 0
+        return t
+
+    def _file_for_exec(self, target, mode, r):
+        return {"kind": "file", "path": self.abspath(target), "mode": mode, "id": self.new_id(),
+                "display": target}
 
     def exec_fds(self, base: dict, ex: Expander, redirs, i: dict) -> dict:
         """Map the fd table (plus a command's own redirects) onto exec targets."""
+        table = self.apply_redirects(dict(base), redirs, ex, self._file_for_exec)
         out = {}
-        for fd, t in base.items():
+        for fd, t in table.items():
             k = t["kind"]
             if k == "term":
                 real = t.get("fd", int(fd) if fd in ("0", "1", "2") else 1)
                 out[fd] = {"kind": "term"} if str(real) == fd else {"kind": "term", "fd": real}
             elif k == "file":
-                out[fd] = {"kind": "file", "path": t["path"], "mode": t["mode"], "id": t["id"],
-                           "display": t.get("display", t["path"])}
-                if "off" in t:
-                    out[fd]["off"] = t["off"]
+                out[fd] = {key: t[key] for key in ("kind", "path", "mode", "id", "off")
+                           if key in t}
+                out[fd]["display"] = t.get("display", t["path"])
             elif k == "buf":
                 out[fd] = {"kind": "capture"}
                 i["cap"] = t["id"]
-            elif k == "bufin":
-                b = self.state["bufs"].get(t["id"], {"d": "", "p": 0})
-                out[fd] = {"kind": "data", "data": b["d"][b["p"]:]}
-                b["p"] = len(b["d"])
-            elif k == "data":
-                out[fd] = {"kind": "data", "data": t["d"][t["p"]:]}
-                t["p"] = len(t["d"])
-            elif k in ("closed", "pipe"):
+            elif k in ("bufin", "data"):
+                holder = t if k == "data" else \
+                    self.state["bufs"].get(t["id"], {"d": "", "p": 0})
+                out[fd] = {"kind": "data", "data": holder["d"][holder["p"]:]}
+                holder["p"] = len(holder["d"])
+            else:                                   # closed, pipe
                 out[fd] = {"kind": k}
-        for r in redirs:
-            op = r.op
-            fd = str(r.fd if r.fd is not None else (0 if op[0] == "<" and op != "<>" else 1))
-            if op == "<>":
-                fd = str(r.fd if r.fd is not None else 0)
-            if op in ("<<", "<<-", "<<<"):
-                out[fd] = {"kind": "data", "data": self.heredoc_text(ex, r)}
-                continue
-            target = ex.string(r.target)
-            if op in (">&", "<&"):
-                if target == "-":
-                    out[fd] = {"kind": "closed"}
-                elif target.isdigit():
-                    if target not in out or out[target]["kind"] == "closed":
-                        raise ShellError(1, f"{target}: bad file descriptor", r.span)
-                    out[fd] = out[target]
-                elif op == ">&" and r.fd is None:
-                    t = {"kind": "file", "path": self.abspath(target), "mode": "w",
-                         "id": self.new_id(), "display": target}
-                    out["1"] = out["2"] = t
-                else:
-                    raise ShellError(1, f"`{target}`: bad file descriptor", r.span)
-                continue
-            mode = "r" if op == "<" else _OUT_MODE[op]
-            t = {"kind": "file", "path": self.abspath(target), "mode": mode,
-                 "id": self.new_id(), "display": target}
-            if op in ("&>", "&>>"):
-                out["1"] = out["2"] = t
-            else:
-                out[fd] = t
         return out
 
     def exec_stage(self, ex, argv, assigns, redirs, i, base=None) -> dict:
