@@ -40,7 +40,12 @@ class Source:
         line = bisect_right(self.starts, start)
         col = start - self.starts[line - 1] + 1
         cls = IncompleteInput if incomplete else ParseError
+        # A diagnostic is one line: quote control characters from the source (`\n`).
+        message = message.translate(_VISIBLE)
         return cls(message, self.filename, self.text, start, end, line, col)
+
+
+_VISIBLE = {c: repr(chr(c))[1:-1] for c in range(32)}
 
 
 class Ctx:

@@ -36,9 +36,73 @@ def _target(t: dict) -> str:
     return str(kind)
 
 
-def describe_request(req: dict) -> str:
-    """What an effect request does, in a few words: `exec  ls -l | wc -l`."""
+def _epoch(ts: str | None) -> float | None:
+    """A journal timestamp as epoch seconds (None if absent or unreadable)."""
+    if not ts:
+        return None
+    try:
+        dt = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return dt.timestamp()
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def utc_time(t, since: float | None = None) -> str:
+    """Epoch seconds as UTC `14:05:03Z`, with the date (`2026-11-30T14:05:03Z`) unless it is
+    on the same UTC day as `since`."""
+    if not _number(t):
+        return str(t)
+    try:
+        dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return str(t)
+    if since is not None:
+        try:
+            if datetime.fromtimestamp(since, tz=timezone.utc).date() == dt.date():
+                return dt.strftime("%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):
+            pass
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration(seconds: float) -> str:
+    try:
+        from ..machine.duration import format_duration
+    except ImportError:  # pragma: no cover - the machine always has it
+        return f"{seconds:g}s"
+    return format_duration(seconds)
+
+
+def describe_request(req: dict, ts: str | None = None) -> str:
+    """What an effect request does, in a few words: `exec  ls -l | wc -l`.
+
+    `ts` is when it was journaled as started (sleeps then show how long they wait)."""
+    text = _describe_request(req, _epoch(ts))
+    if req.get("once") is True:
+        text += " [once]"
+    if "deadline" in req:
+        text += f" [deadline {utc_time(req['deadline'], _epoch(ts))}]"
+    return text
+
+
+def _describe_request(req: dict, started: float | None) -> str:
     op = req.get("op", "?")
+    if op == "sleep":
+        until = req.get("until")
+        text = f"sleep  {_clip(str(req.get('why') or 'sleep'), 60)} until {utc_time(until, started)}"
+        if started is not None and _number(until):
+            # `ts` is to the millisecond and a little after the clock was read: round.
+            wait = max(until - started, 0)
+            text += f" ({_duration(round(wait) if wait >= 10 else round(wait, 1))})"
+        return text
+    if op == "clock":
+        return f"clock  +{_clip(str(req['format']), 40)}" if req.get("format") else "clock"
+    if op == "random":
+        return "random"
     if op == "exec":
         stages = []
         for st in req.get("stages", []):
@@ -70,14 +134,34 @@ def describe_result(req: dict | None, res) -> str:
         return f"-> error: {_clip(str(res['error']), 80)}"
     op = (req or {}).get("op")
     parts = []
+    if res.get("unknown") and "status" in res:
+        st = res["status"]
+        code = st[0] if isinstance(st, list) and st else st
+        return f"-> outcome unknown ({code})"
+    if res.get("timeout") and "status" not in res:
+        return "-> timed out" if op == "sleep" else "-> timed out (not run: deadline passed)"
     if "status" in res:
         st = res["status"]
         parts.append("|".join(map(str, st)) if isinstance(st, list) else str(st))
         errs = res.get("errors") or {}
         if errs:
             parts.append("(" + "; ".join(str(v) for _, v in sorted(errs.items())) + ")")
-        if res.get("stopped"):
+        if res.get("timeout"):
+            parts.append("(timed out)")
+        elif res.get("stopped"):
             parts.append("(stopped)")
+    elif op == "sleep":
+        parts.append("woke")
+    elif op == "clock":
+        if "text" in res:
+            parts.append(_clip(str(res["text"]), 60))
+        elif _number(res.get("now")):
+            when = datetime.fromtimestamp(res["now"], tz=timezone.utc)
+            parts.append(when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000))
+        else:
+            parts.append(_clip(str(res), 60))
+    elif op == "random":
+        parts.append(str(res.get("int")))
     elif op == "glob":
         parts.append(f"{len(res.get('matches', []))} matches")
     elif op == "test":
@@ -104,6 +188,11 @@ def _line(rec: dict, step, what: str) -> str:
     return f"{local_time(rec.get('ts'))}  {step_text:>5}  {what}"
 
 
+def _request_of(started: dict) -> str:
+    req = started.get("req")
+    return describe_request(req if isinstance(req, dict) else {}, started.get("ts"))
+
+
 def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[str]:
     """One line per event. An effect.started and its effect.done make one line together; a start
     without a result (the runner died, or it is still running) gets a line of its own."""
@@ -113,12 +202,11 @@ def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[st
         if pending is not None:
             if kind == "effect.done" and rec.get("step") == pending.get("step"):
                 result = describe_result(pending.get("req"), rec.get("res"))
-                yield _line(rec, rec.get("step"), describe_request(pending.get("req") or {})
+                yield _line(rec, rec.get("step"), _request_of(pending)
                             + ("  " + result if result else ""))
                 pending = None
                 continue
-            yield _line(pending, pending.get("step"),
-                        describe_request(pending.get("req") or {}) + "  -> (interrupted)")
+            yield _line(pending, pending.get("step"), _request_of(pending) + "  -> (interrupted)")
             pending = None
         if kind == "effect.started":
             pending = rec
@@ -141,9 +229,12 @@ def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[st
             fields = {k: v for k, v in rec.items() if k not in ("seq", "ts", "kind")}
             yield _line(rec, rec.get("step"), f"{kind}  {_clip(str(fields), 80)}")
     if pending is not None:
-        state = "(running)" if live else "(interrupted)"
-        yield _line(pending, pending.get("step"),
-                    describe_request(pending.get("req") or {}) + f"  -> {state}")
+        state = "(interrupted)"
+        if live:
+            req = pending.get("req")
+            state = "(sleeping)" if isinstance(req, dict) and req.get("op") == "sleep" \
+                else "(running)"
+        yield _line(pending, pending.get("step"), _request_of(pending) + f"  -> {state}")
 
 
 def render_failure(first: dict | None, error: dict) -> str:

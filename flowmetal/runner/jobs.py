@@ -178,7 +178,8 @@ class JobInfo:
     """The name part of the id (script stem or --name)."""
 
     state: str
-    """running, done, failed, cancelled or orphaned (sleeping and waiting come with the daemon)."""
+    """running, sleeping (a live runner waits on a timer), done, failed, cancelled or orphaned
+    (waiting comes with the daemon)."""
 
     since: str | None
     """RFC 3339 time of the job's last record: when it entered its current state."""
@@ -196,7 +197,7 @@ class JobInfo:
     """The exit status of a finished job, else None."""
 
     pid: int | None
-    """The pid of the process running it, when running."""
+    """The pid of the process running it, when running or sleeping."""
 
     waiting_on: str | None = None
     """What a waiting or sleeping job waits for; None otherwise."""
@@ -234,13 +235,43 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
         state = "running"
     else:
         state = "orphaned"
+    waiting_on = None
+    if state in ("running", "orphaned"):
+        wake = _timer_of(last)
+        if wake is not None:
+            waiting_on = f"timer until {rfc3339_utc(wake)}"
+            if state == "running":
+                state = "sleeping"
     step = last.get("step") if last else None
     return JobInfo(
         id=job_id, name=(first or {}).get("name", name), state=state,
         since=(last or {}).get("ts"), steps=step if isinstance(step, int) else 0,
         started=(first or {}).get("ts"), filename=(first or {}).get("filename"),
         status=status if isinstance(status, int) else None,
-        pid=pid if state == "running" and pid and pid > 0 else None)
+        pid=pid if state in ("running", "sleeping") and pid and pid > 0 else None,
+        waiting_on=waiting_on)
+
+
+def _timer_of(last: dict | None) -> float | None:
+    """When a job whose last record is this one wakes, if that record starts a `sleep` effect:
+    its `until`, or its `deadline` when that comes first."""
+    if not last or last.get("kind") != "effect.started":
+        return None
+    req = last.get("req")
+    if not isinstance(req, dict) or req.get("op") != "sleep":
+        return None
+    times = [t for t in (req.get("until"), req.get("deadline"))
+             if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    return min(times) if times else None
+
+
+def rfc3339_utc(t: float) -> str:
+    """Epoch seconds as RFC 3339 UTC to the second: `2026-11-28T23:10:00Z`."""
+    import time
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    except (OverflowError, OSError, ValueError):
+        return str(t)
 
 
 def list_jobs(all_jobs: bool = False, home: Path | None = None) -> list[JobInfo]:

@@ -7,7 +7,9 @@ the machine's whole state stopped at that request (`snapshot`). Resuming loads t
 snapshot, re-runs the pure steps after it with the recorded results (never echoing their output
 again), checks that every re-made request equals the recorded one, and continues live; an
 effect that was started but has no result runs again, with the same request (so the same
-FM_STEP_KEY). The record kinds are documented in docs/journal.md.
+FM_STEP_KEY), unless it is marked `once` (at-most-once): that one is not run again, and the
+machine gets status 125, "outcome unknown" (docs/effects.md, "once"). The record kinds are
+documented in docs/journal.md.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ SNAPSHOT_EVERY = 64
 """Requests between two snapshots: resuming re-runs at most this many pure stretches (G5)."""
 
 CANCELLED_STATUS = 130
+
+ONCE_UNKNOWN_STATUS = 125
+"""Each stage's status of a `once` command that a crash interrupted (outcome unknown)."""
 
 
 class DivergenceError(JournalError):
@@ -175,11 +180,14 @@ class Runner:
                                         sync=False)
                     self.since_snapshot = 0
                 started = {"step": step, "req": compact(req, self.base_env)}
+                unknown = rerun and req.get("once") is True
                 if rerun:
                     started["rerun"] = True
                     rerun = False
                 self.journal.append("effect.started", started, sync=False)
-                res = perform(req, self.term)
+                # `once` (at-most-once): an interrupted run may have done its work, so it is not
+                # run again; the machine gets status 125, "outcome unknown", instead.
+                res = unknown_outcome(req) if unknown else perform(req, self.term)
                 self.journal.append("effect.done", {"step": step, "res": res})
                 self.since_snapshot += 1
                 req = m.run(res)
@@ -222,6 +230,21 @@ class Runner:
         return f"fm: {message}"
 
 
+def unknown_outcome(req: dict) -> dict:
+    """The result given for a `once` request that a crash interrupted: it is not run again."""
+    stages = req.get("stages") or [None]
+    return {"status": [ONCE_UNKNOWN_STATUS] * len(stages), "unknown": True,
+            "errors": {"0": "interrupted by a crash: outcome unknown"}}
+
+
+def settings_of(config: Config) -> dict:
+    """The config defaults the machine's builtins use (`retry`, `http`), as plain JSON."""
+    r = config.retry
+    return {"retry": {"attempts": r.attempts, "delay": r.delay, "backoff": r.backoff,
+                      "max_delay": r.max_delay},
+            "http": {"timeout": config.http.timeout}}
+
+
 def _logical_cwd() -> str:
     """The working directory as the user sees it: $PWD when it names the real cwd (symlinks kept)."""
     cwd = os.getcwd()
@@ -245,10 +268,11 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
     env = dict(os.environ)
     cwd = _logical_cwd()
     pid = os.getpid()
+    settings = settings_of(config)
     while True:
         job_id = new_job_id(script.name)
-        state = initial_state(job=job_id, argv=list(script.argv), env=env, cwd=cwd,
-                              filename=script.filename, pid=pid)
+        state = initial_state(settings=settings, job=job_id, argv=list(script.argv),
+                               env=env, cwd=cwd, filename=script.filename, pid=pid)
         machine = Machine(state, source=script.source)  # raises ParseError
         try:
             # The job appears already locked, so no daemon ever sees it as an orphan to resume.
@@ -260,7 +284,7 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
         journal = JobJournal(Journal.create(job_dir / JOURNAL, {
             "version": __version__, "id": job_id, "name": script.name,
             "filename": script.filename, "source": script.source, "argv": list(script.argv),
-            "cwd": cwd, "env": env, "pid": pid,
+            "cwd": cwd, "env": env, "pid": pid, "settings": settings,
         }, fsync=config.journal.fsync), created=True)
     except BaseException as e:
         lock.release()
@@ -295,7 +319,7 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config) -> int:
             status = last.get("status", "?")
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
         runner, pending, rerun = replay(job_id, job_dir, lock, JobJournal(journal, created=False),
-                                        first, snap, after, term)
+                                        first, snap, after, term, config=config)
         return runner.run(pending, rerun=rerun)
     except BaseException as e:
         _tag(e, job_dir)
@@ -307,8 +331,11 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config) -> int:
 
 
 def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first: dict,
-           snap: dict | None, after: list[dict], term):
+           snap: dict | None, after: list[dict], term, *, config: Config | None = None):
     """Rebuild the machine from the last snapshot and the records after it.
+
+    Without a snapshot the initial state is rebuilt with the settings job.started recorded
+    (a journal from before they were recorded: those of `config`, else the defaults).
 
     Returns (runner, pending request, whether that request was started but has no result).
     """
@@ -319,8 +346,12 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
         pending, step = expand(snap["req"], first["env"]), snap["step"]
         since = 0
     else:
-        state = initial_state(job=job_id, argv=list(first["argv"]), env=dict(first["env"]),
-                              cwd=first["cwd"], filename=first["filename"], pid=first.get("pid"))
+        settings = first.get("settings")
+        if not isinstance(settings, dict):
+            settings = settings_of(config or Config())
+        state = initial_state(settings=settings, job=job_id, argv=list(first["argv"]),
+                               env=dict(first["env"]), cwd=first["cwd"],
+                               filename=first["filename"], pid=first.get("pid"))
         machine = Machine(state, source=source)
         pending = machine.run()
         step = machine.state["step"]

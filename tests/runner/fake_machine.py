@@ -11,7 +11,7 @@ from __future__ import annotations
 COMMAND = 'echo $((n+1)) >> counter; echo "$FM_STEP_KEY" >> keys; echo "step $((n+1))"; sleep "$DELAY"'
 
 
-def initial_state(*, job, argv, env, cwd, filename, pid=None):
+def initial_state(*, job, argv, env, cwd, filename, pid=None, settings=None):
     n = int(argv[1]) if len(argv) > 1 else 3
     delay = argv[2] if len(argv) > 2 else "0"
     fail = len(argv) > 3 and argv[3] == "fail"

@@ -1,0 +1,126 @@
+"""Wall-clock time for the durable builtins: reading it, and waiting until a moment.
+
+`get_clock()` is the clock the effects use: the real one, or, when `$FM_FAKE_CLOCK` names a
+file, a virtual one kept in that file (for tests: a `sleep 3d` returns at once and only
+moves the file's time on). Both have the same two methods:
+
+* `now()` -> float epoch seconds;
+* `sleep_until(until, *, deadline=None, on_tick=None)` -> True when the deadline cut the wait
+  short (the wait ends at min(until, deadline)); False when `until` came.
+
+Only `os` and `time` are imported: this module is on the start-up path of every job.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+TICK = 1.0
+"""Seconds between two on_tick calls, and the longest single sleep: a clock change, or a
+Ctrl-C, is noticed within this."""
+
+FAKE_ENV = "FM_FAKE_CLOCK"
+
+
+class Clock:
+    """The real wall clock. A wait loops on time.time() in slices of at most TICK seconds, so
+    it is robust to long waits, suspend/resume and the clock being set (a jump forward ends the
+    wait early, a jump back makes it longer: the target is a wall-clock moment)."""
+
+    fake = False
+
+    def now(self) -> float:
+        """Seconds since the epoch, as time.time()."""
+        return time.time()
+
+    def sleep_until(self, until: float, *, deadline: float | None = None,
+                    on_tick: Callable[[float, float], None] | None = None) -> bool:
+        """Wait until wall-clock `until`, or `deadline` if that comes first; True if it did.
+
+        `on_tick(now, end)` is called at once and then about every TICK seconds while waiting
+        (`end` is when the wait will end), for a status line. KeyboardInterrupt propagates.
+        """
+        end, cut = _end(until, deadline)
+        next_tick = None
+        while True:
+            now = time.time()
+            if now >= end:
+                return cut
+            mono = time.monotonic()
+            if on_tick is not None and (next_tick is None or mono >= next_tick):
+                on_tick(now, end)
+                next_tick = mono + TICK
+            nap = min(end - now, TICK)
+            if next_tick is not None:
+                nap = min(nap, max(next_tick - time.monotonic(), 0.0))
+            time.sleep(max(nap, 0.001))
+
+
+class FakeClock(Clock):
+    """Virtual time kept in a file, for tests: `now()` reads a float from it (a missing or empty
+    file starts at the real time, which is written to it), and `sleep_until` moves the file's
+    time on to the end of the wait and returns at once."""
+
+    fake = True
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def now(self) -> float:
+        try:
+            with open(self.path) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            text = ""
+        if text:
+            return float(text)
+        now = time.time()
+        self._set(now)
+        return now
+
+    def sleep_until(self, until: float, *, deadline: float | None = None,
+                    on_tick: Callable[[float, float], None] | None = None) -> bool:
+        end, cut = _end(until, deadline)
+        now = self.now()
+        if now < end:
+            self._set(end)
+        return cut
+
+    def _set(self, t: float) -> None:
+        """Write the time atomically, so a concurrent reader never sees half a number."""
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(repr(float(t)))
+        os.replace(tmp, self.path)
+
+
+def _end(until: float, deadline: float | None) -> tuple[float, bool]:
+    """(when the wait ends, whether that is the deadline cutting it short)."""
+    if deadline is not None and deadline < until:
+        return deadline, True
+    return until, False
+
+
+_REAL = Clock()
+
+
+def get_clock() -> Clock:
+    """The clock effects use now: fake when $FM_FAKE_CLOCK names a file, else the real one."""
+    path = os.environ.get(FAKE_ENV)
+    return FakeClock(path) if path else _REAL
+
+
+def format_time(now: float, fmt: str) -> str:
+    """`now` in the process's local time: strftime `fmt`, or RFC 3339 with the local offset
+    (`2026-11-28T23:10:00+00:00`) when `fmt` is empty. Raises ValueError for a bad format."""
+    from datetime import datetime, timezone
+    dt = datetime.fromtimestamp(now, tz=timezone.utc).astimezone()
+    if not fmt:
+        return dt.isoformat(timespec="seconds")
+    if not fmt.isascii():
+        # Bytes that were not UTF-8 (lone surrogates) pass through, as with date(1).
+        import re
+        parts = re.split(r"([\ud800-\udfff]+)", fmt)
+        return "".join(p if i % 2 else dt.strftime(p) if p else "" for i, p in enumerate(parts))
+    return dt.strftime(fmt)
