@@ -385,14 +385,6 @@ def test_settings_are_fixed_at_start(machine, home, tmp_path):
     assert recs[1]["kind"] == "snapshot" and recs[1]["state"]["settings"] == settings
 
 
-def test_machines_without_settings_still_work(home, tmp_path, monkeypatch):
-    def old_initial_state(*, job, argv, env, cwd, filename, pid=None):
-        return fake.initial_state(job=job, argv=argv, env=env, cwd=cwd, filename=filename)
-    monkeypatch.setattr(runner, "_machine_api", lambda: (fake.Machine, old_initial_state))
-    monkeypatch.chdir(tmp_path)
-    assert runner.start_job(script("plain", "true"), term=QuietTerm(), config=Config()) == 0
-
-
 def test_real_machine_takes_the_settings():
     from flowmetal.machine import initial_state
     state = initial_state(job="t-aaaaaa", argv=["t.fm"], env={}, cwd="/", filename="t.fm",
