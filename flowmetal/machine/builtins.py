@@ -207,8 +207,16 @@ def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
             append = False
             if name.endswith("+") and eq:
                 name, append = name[:-1], True
-            if not _valid_name(name.split("[", 1)[0]):
+            if not _valid_name(name.split("[", 1)[0]) or ("[" in name and not name.endswith("]")):
                 return c.fail(f"{c.argv[0]}: `{item}`: not a valid identifier")
+            if "[" in name:
+                base, key = name[:-1].split("[", 1)
+                if eq:
+                    if not vm.is_assoc(base):
+                        from flowmetal.lang import ast as A
+                        key = str(vm.arith(A.ArithText(key, c.span)))
+                    vm.set_item(base, key, value, append=append, span=c.span)
+                continue
             if local:
                 scope = vm.state["scopes"][-1]
                 cell = scope.get(name)
@@ -227,11 +235,7 @@ def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
             if eq:
                 if cell.get("r"):
                     return c.fail(f"`{name}` is readonly")
-                if "[" in name:
-                    base, key = name[:-1].split("[", 1)
-                    vm.set_item(base, key, value, append=append, span=c.span)
-                else:
-                    vm.set_scalar(name, value, append=append, span=c.span, local=local)
+                vm.set_scalar(name, value, append=append, span=c.span, local=local)
                 cell = (vm.state["scopes"][-1] if local else None) and \
                     vm.state["scopes"][-1].get(name) or vm.cell(name) or cell
         if export or "x" in flags:

@@ -182,7 +182,13 @@ class Variables:
             a = []
         for it in items:
             if isinstance(it, tuple):
-                k = int(it[0])
+                try:
+                    k = int(it[0])
+                except ValueError:      # [i+1]=v: an arithmetic subscript
+                    from flowmetal.lang import ast as A
+                    k = self.arith(A.ArithText(it[0], span or A.Span(0, 0, 1, 1)))
+                if k < 0:
+                    raise ShellError(1, f"`{name}[{it[0]}]`: bad array subscript", span)
                 while len(a) <= k:
                     a.append(None)
                 a[k] = it[1]

@@ -20,6 +20,9 @@ EXTRA = [
     "declare -A m; m[k]=v; echo ${!m[@]} ${m[k]}\n", "set +e; false; echo $?\n",
     "( cd /; exit 3 ) || echo $?\n", "for ((i=0;i<3;i++)); do continue; done\n",
     "eval 'echo hi'; shift 0; printf '%s-%d\\n' a 1\n", "[[ a == a* && -n x ]] && echo ok\n",
+    "retry --attempts 3 --delay 1s { false; }\n", "timeout 5s -- sleep 10\n",
+    "echo $RANDOM $((RANDOM % 6)) $EPOCHSECONDS\n", "once true; now +%Y; sleep 1m\n",
+    "echo '{\"a\":1}' | json get .a\n", "a=([k]=v [2]=x)\n",
 ]
 
 
@@ -33,7 +36,8 @@ def fake(req):
         return res
     return {"glob": {"matches": ["a.txt"]}, "test": {"result": True}, "cd": {"cwd": "/tmp"},
             "read_line": {"line": None}, "read_file": {"data": "echo sourced\n"},
-            "realpath": {"path": "/tmp"}}.get(op, {})
+            "realpath": {"path": "/tmp"}, "clock": {"now": 1000.0, "text": "1970"},
+            "sleep": {"now": 1000.0}, "random": {"int": 7, "float": 0.5}}.get(op, {})
 
 
 def run(text):
