@@ -120,6 +120,19 @@ class Machine(Variables, CommandOps, DurableOps):
                     req["deadline"] = deadline
                 return req
 
+    def cancel(self, reason: str) -> dict:
+        """Cancel the job where it stands (Ctrl-C, `fm cancel`): the pending effect, if any, is
+        abandoned; no `catch` or condition handles the cancellation, every `finally` on the way
+        out runs. Returns the next request (a finally's effect) or the done record (status
+        130, "cancelled": true)."""
+        st = self.state
+        st["await"] = None
+        self.has_result = False
+        st["cancelled"] = reason
+        st["err"] = {"status": 130, "message": reason, "unit": "main"}
+        done = self.unwind("cancel", 130)
+        return done if done else self.run()
+
     def deadline_passed(self):
         """A durable deadline passed during (or before) the last effect: raise status 124 from
         where the job is, to be caught by the `timeout` (or `retry --timeout`) that set it."""
@@ -194,14 +207,14 @@ class Machine(Variables, CommandOps, DurableOps):
                 self.truncate_io(b["io"])
                 t = b["t"]
                 if t == "h":
-                    if kind == "raise":
+                    if kind == "raise" and not st.get("cancelled"):
                         st["status"] = value
                         if b.get("catch"):
                             self.set_fm_error()
                         f["pc"] = b["to"]
                         return None
                 elif t == "p":
-                    if kind in ("raise", "exit"):
+                    if kind in ("raise", "exit") and not st.get("cancelled"):
                         st["status"] = value
                         f["t"][b["ps"]].setdefault("errs", {})[str(b["n"])] = \
                             st.get("err") if kind == "raise" else None
@@ -243,10 +256,17 @@ class Machine(Variables, CommandOps, DurableOps):
                         return None
             # the frame is exhausted
             fk = f["k"]
+            if st.get("cancelled") and kind in ("return", "break", "continue"):
+                kind = "cancel"       # a finally cannot swallow a cancellation
             frames.pop()
             if f.get("sc"):
                 st["scopes"].pop()
             if fk == "main":
+                if st.get("cancelled"):
+                    done = {"op": "done", "status": 130, "cancelled": st["cancelled"]}
+                    if kind == "raise" and st.get("err", {}).get("status") != 130:
+                        done["error"] = st.get("err")    # a finally failed on the way out
+                    return done
                 if kind == "raise":
                     return {"op": "done", "status": value, "error": st.get("err")}
                 if kind in ("exit", "return"):

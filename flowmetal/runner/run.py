@@ -167,38 +167,56 @@ class Runner:
         `rerun`: `req` was journaled as started by an earlier run that died before its result:
         it runs again (G2), and its effect.started says so.
         """
+        m = self.machine
+        cancelled = bool(m.state.get("cancelled"))
+        while True:
+            try:
+                req = self._drive(req, rerun)
+                break
+            except KeyboardInterrupt:
+                # Ctrl-C: the foreground child died of the same SIGINT. The first one cancels
+                # the job, and its `finally` blocks still run (journaled like any step); a
+                # second one stops at once.
+                rerun = False
+                if cancelled:
+                    self.journal.append("job.cancelled", {"status": CANCELLED_STATUS,
+                                                          "step": m.state.get("step", 0),
+                                                          "reason": "interrupted (SIGINT)"})
+                    return CANCELLED_STATUS
+                cancelled = True
+                reason = "interrupted (SIGINT)"
+                self.journal.append("cancel", {"step": m.state.get("step", 0),
+                                               "reason": reason})
+                req = _machine_step(lambda: m.cancel(reason))
+        # Outside the try: a Ctrl-C after the final record must not append a second one.
+        return self._finish(req)
+
+    def _drive(self, req: dict, rerun: bool) -> dict:
+        """Perform requests until the machine is done; returns its done record."""
         from ..connectors import perform
 
         m = self.machine
-        try:
-            while req.get("op") != "done":
-                step = m.state["step"]
-                if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
-                    # Not synced: the effect.done below syncs it along with effect.started.
-                    self.journal.append("snapshot", {"step": step, "state": m.state,
-                                                     "req": compact(req, self.base_env)},
-                                        sync=False)
-                    self.since_snapshot = 0
-                started = {"step": step, "req": compact(req, self.base_env)}
-                unknown = rerun and req.get("once") is True
-                if rerun:
-                    started["rerun"] = True
-                    rerun = False
-                self.journal.append("effect.started", started, sync=False)
-                # `once` (at-most-once): an interrupted run may have done its work, so it is not
-                # run again; the machine gets status 125, "outcome unknown", instead.
-                res = unknown_outcome(req) if unknown else perform(req, self.term)
-                self.journal.append("effect.done", {"step": step, "res": res})
-                self.since_snapshot += 1
-                req = m.run(res)
-        except KeyboardInterrupt:
-            # Ctrl-C: the foreground child died of the same SIGINT; the job ends here.
-            self.journal.append("job.cancelled", {"status": CANCELLED_STATUS,
-                                                  "step": m.state.get("step", 0),
-                                                  "reason": "interrupted (SIGINT)"})
-            return CANCELLED_STATUS
-        # Outside the try: a Ctrl-C after the final record must not append a second one.
-        return self._finish(req)
+        while req.get("op") != "done":
+            step = m.state["step"]
+            if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
+                # Not synced: the effect.done below syncs it along with effect.started.
+                self.journal.append("snapshot", {"step": step, "state": m.state,
+                                                 "req": compact(req, self.base_env)},
+                                    sync=False)
+                self.since_snapshot = 0
+            started = {"step": step, "req": compact(req, self.base_env)}
+            unknown = rerun and req.get("once") is True
+            if rerun:
+                started["rerun"] = True
+                rerun = False
+            self.journal.append("effect.started", started, sync=False)
+            # `once` (at-most-once): an interrupted run may have done its work, so it is not
+            # run again; the machine gets status 125, "outcome unknown", instead.
+            res = unknown_outcome(req) if unknown else perform(req, self.term)
+            self.journal.append("effect.done", {"step": step, "res": res})
+            self.since_snapshot += 1
+            req = _machine_step(lambda: m.run(res))
+        return req
 
     def _finish(self, req: dict) -> int:
         """Journal the end of the job and print its error, if any; returns the status."""
@@ -207,6 +225,13 @@ class Runner:
             status = 1
         step = self.machine.state.get("step", 0)
         error = req.get("error")
+        if req.get("cancelled"):
+            self.journal.append("job.cancelled", {"status": status, "step": step,
+                                                  "reason": req["cancelled"]})
+            if error:
+                self.term.write(2, (self.render_error(error) + "\n").encode("utf-8",
+                                                                            "surrogateescape"))
+            return status
         if error:
             self.journal.append("job.failed", {"status": status, "step": step, "error": error})
             self.term.write(2, (self.render_error(error) + "\n").encode("utf-8", "surrogateescape"))
@@ -228,6 +253,16 @@ class Runner:
                 from ..diagnostics import render
                 return render(filename, text, *span, message)
         return f"fm: {message}"
+
+
+def _machine_step(fn):
+    """Run a pure machine step with SIGINT held off: a KeyboardInterrupt in the middle of an
+    instruction would leave the state half changed. Ctrl-C lands in the next effect."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return fn()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def unknown_outcome(req: dict) -> dict:
@@ -364,6 +399,11 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
                     or rec.get("req") != _canon(compact(pending, first["env"]))):
                 raise _diverged(job_dir, rec, pending, step)
             started = True
+        elif kind == "cancel":
+            # Ctrl-C reached the job here: the pending effect was abandoned
+            pending = machine.cancel(rec.get("reason", "cancelled"))
+            step = machine.state["step"]
+            started = False
         elif kind == "effect.done":
             if not started or rec.get("step") != step:
                 raise _diverged(job_dir, rec, pending, step)

@@ -162,6 +162,43 @@ def test_ctrl_c(script, home):
     assert records(path)[-1]["kind"] == "job.cancelled"
 
 
+def test_ctrl_c_runs_finally_but_no_catch(work, home):
+    """SPEC 1.3/1.6: Ctrl-C cancels; `finally` runs (journaled), `catch` does not; 130."""
+    (work / "c.fm").write_text(
+        "f() {\n  try {\n    sh -c 'echo started > mark; sleep 30'\n  } catch {\n"
+        "    echo caught\n  } finally {\n    echo cleanup; echo cleaned > done\n  }\n}\n"
+        "try { f; } finally { echo outer; }\necho not reached\n")
+    proc = fm_popen("c.fm", cwd=work)
+    wait_for(lambda: (work / "mark").exists())
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert out == "cleanup\nouter\n" and "Traceback" not in err
+    assert (work / "done").read_text() == "cleaned\n"
+    job_id, path = only_job(home)
+    recs = records(path)
+    assert [r["kind"] for r in recs].count("cancel") == 1
+    assert recs[-1]["kind"] == "job.cancelled" and recs[-1]["status"] == 130
+
+
+def test_a_cancelled_job_killed_in_its_finally_resumes_the_finally(work, home):
+    (work / "c.fm").write_text(
+        "try {\n  sh -c 'touch mark; sleep 30'\n} finally {\n  echo one >> log\n"
+        "  sh -c 'sleep 1'\n  echo two >> log\n}\n")
+    proc = fm_popen("c.fm", cwd=work)
+    wait_for(lambda: (work / "mark").exists())
+    os.killpg(proc.pid, signal.SIGINT)
+    wait_for(lambda: (work / "log").exists())
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=20)
+    job_id, path = only_job(home)
+    r = fm("resume", job_id, cwd=work, env={"FM_CRASH_AT": ""})
+    # the replay re-enters the finally after the recorded cancel; the cut-off sleep runs again
+    assert r.returncode == 130, r.stderr
+    assert (work / "log").read_text() == "one\ntwo\n"
+
+
 def test_an_unhandled_error_is_rendered_and_journaled(work, home):
     (work / "f.fm").write_text("echo start\nsh -c 'exit 22'\necho not reached\n")
     p = fm("f.fm", cwd=work)
