@@ -214,26 +214,33 @@ def scan_dq(ctx, pos):
         c = text[pos]
         if c == '"':
             return DQ(tuple(p.done()), src.span(q, pos + 1)), pos + 1
-        if c == "\\":
-            nx = text[pos + 1] if pos + 1 < n else ""
-            if nx == "\n":
-                pos += 2
-            elif nx and nx in '$`"\\':
-                p.lit(nx, pos, pos + 2)
-                pos += 2
-            else:
-                p.lit("\\", pos, pos + 1)
-                pos += 1
-        elif c == "$":
-            part, e = scan_dollar(ctx, pos, True)
-            if part is None:
-                p.lit("$", pos, pos + 1)
-            else:
-                p.add(part)
-            pos = e
-        else:  # backtick
-            part, pos = scan_backtick(ctx, pos, True)
+        pos = _quoted_special(ctx, p, pos, n, '$`"\\')
+
+
+def _quoted_special(ctx, p, pos, end, escapable):
+    """A backslash escape, $-expansion or backtick at pos, inside double quotes or an expanding
+    here-document (which differ only in what a backslash escapes); returns the new pos."""
+    text = ctx.text
+    c = text[pos]
+    if c == "\\":
+        nx = text[pos + 1] if pos + 1 < end else ""
+        if nx == "\n":
+            return pos + 2
+        if nx and nx in escapable:
+            p.lit(nx, pos, pos + 2)
+            return pos + 2
+        p.lit("\\", pos, pos + 1)
+        return pos + 1
+    if c == "$":
+        part, e = scan_dollar(ctx, pos, True)
+        if part is None:
+            p.lit("$", pos, pos + 1)
+        else:
             p.add(part)
+        return e
+    part, pos = scan_backtick(ctx, pos, True)
+    p.add(part)
+    return pos
 
 
 def scan_heredoc(ctx, start, end, strip_tabs):
@@ -259,26 +266,8 @@ def scan_heredoc(ctx, start, end, strip_tabs):
             if strip_tabs:
                 while pos < end and text[pos] == "\t":
                     pos += 1
-        elif c == "\\":
-            nx = text[pos + 1] if pos + 1 < end else ""
-            if nx == "\n":
-                pos += 2
-            elif nx and nx in "$`\\":
-                p.lit(nx, pos, pos + 2)
-                pos += 2
-            else:
-                p.lit("\\", pos, pos + 1)
-                pos += 1
-        elif c == "$":
-            part, e = scan_dollar(ctx, pos, True)
-            if part is None:
-                p.lit("$", pos, pos + 1)
-            else:
-                p.add(part)
-            pos = e
         else:
-            part, pos = scan_backtick(ctx, pos, True)
-            p.add(part)
+            pos = _quoted_special(ctx, p, pos, end, "$`\\")
     return tuple(p.done())
 
 

@@ -106,18 +106,8 @@ class CommandOps:
         return [a.name, key, a.op, ex.string(a.value) if a.value else ""]
 
     def eval_assigns(self, ex: Expander, assigns) -> list:
-        out = []
-        for a in assigns:
-            key = None
-            if a.index is not None:
-                key = ex.string(a.index)
-                if not self.is_assoc(a.name):
-                    key = str(self.arith(A.ArithText(key, a.index.span)))
-            if isinstance(a.value, A.ArrayLit):
-                out.append([a.name, key, a.op, self.array_items(ex, a.value)])
-            else:
-                out.append([a.name, key, a.op, ex.string(a.value) if a.value else ""])
-        return out
+        """Assignments of a pipeline's stages (no globbing there)."""
+        return [self.eval_assign(ex, a, None) for a in assigns]
 
     def apply_assign(self, a, span=None, local=False):
         name, key, op, value = a
