@@ -125,4 +125,27 @@ def perform(req: dict, term: Term) -> dict:
     deadline = req.get("deadline")
     if deadline is not None and get_clock().now() >= deadline:
         return {"timeout": True}
+    bad = _nul_path(req)
+    if bad is not None:
+        return bad
     return handler(req, term)
+
+
+# The result of each file op when a path holds a NUL byte (which no system call accepts).
+_NUL_RESULTS = {"test": {"result": False}, "glob": {"matches": []},
+                "read_line": {"line": None, "error": "read error: a path holds a NUL byte"}}
+
+
+def _nul_path(req: dict):
+    """A failure result when a path of a file op holds a NUL byte; None otherwise."""
+    if req["op"] in ("exec", "write", "clock", "sleep", "random"):
+        if req["op"] == "write" and "\0" in req.get("target", {}).get("path", ""):
+            return {"error": f"cannot open {req['target'].get('display', '')!r}: "
+                             "the name holds a NUL byte"}
+        return None
+    for key in ("path", "path2", "pattern", "cwd"):
+        value = req.get(key)
+        if isinstance(value, str) and "\0" in value:
+            shown = (req.get("display") or value).replace("\0", "\\0")
+            return _NUL_RESULTS.get(req["op"], {"error": f"{shown}: the name holds a NUL byte"})
+    return None

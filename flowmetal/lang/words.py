@@ -494,6 +494,12 @@ def _arith_until(ctx, pos, stops, open_pos):
                         incomplete=True)
 
 
+def _byte(v: int) -> str:
+    """A byte from `\\xHH` or `\\NNN`: bytes >= 0x80 are kept as surrogate escapes, the form in
+    which fm carries bytes that are not UTF-8 (so $'\\xff' is the byte 0xff, as in bash)."""
+    return chr(v) if v < 0x80 else chr(0xDC00 + v)
+
+
 def scan_ansi(ctx, pos):
     """$'...' at pos: decode the ANSI-C escapes; return (SQ, end)."""
     text = ctx.text
@@ -506,7 +512,8 @@ def scan_ansi(ctx, pos):
                                 incomplete=True)
         c = text[p]
         if c == "'":
-            return SQ("".join(out), ctx.src.span(pos, p + 1)), p + 1
+            # As in bash, a NUL ends the string (no program can receive one).
+            return SQ("".join(out).split("\0", 1)[0], ctx.src.span(pos, p + 1)), p + 1
         if c != "\\" or p + 1 >= n:
             out.append(c)
             p += 1
@@ -517,12 +524,15 @@ def scan_ansi(ctx, pos):
             out.append(_ANSI[e])
         elif e in "01234567":
             m = _OCT.match(text, p - 1)
-            out.append(chr(int(m.group(), 8) & 0xFF))
+            out.append(_byte(int(m.group(), 8) & 0xFF))
             p = m.end()
         elif e in _HEX and _HEX[e].match(text, p):
             m = _HEX[e].match(text, p)
             v = int(m.group(), 16)
-            out.append(chr(v) if v <= 0x10FFFF else "\ufffd")
+            if e == "x":
+                out.append(_byte(v))
+            else:
+                out.append(chr(v) if v <= 0x10FFFF and not 0xD800 <= v < 0xE000 else "\ufffd")
             p = m.end()
         elif e == "c" and p < n:
             out.append(chr(ord(text[p]) & 0x1F))

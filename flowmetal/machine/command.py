@@ -8,6 +8,8 @@ from flowmetal.machine import pattern
 from flowmetal.machine.errors import NeedEffect, ShellError
 from flowmetal.machine.expand import Expander
 
+MAX_DEPTH = 2000        # nested function calls (bash's FUNCNEST is unlimited; a crash is worse)
+
 _OUT_MODE = {">": "w", ">|": "w", ">>": "a", "<>": "rw", "&>": "w", "&>>": "a"}
 
 
@@ -300,6 +302,9 @@ class CommandOps:
             i["r"] = 1
         if i["k"] == "fn":
             name = i["argv"][0]
+            if len(st["frames"]) >= MAX_DEPTH:
+                raise ShellError(1, f"`{name}`: more than {MAX_DEPTH} nested calls (endless "
+                                 "recursion?)", node.words[0].span if node.words else node.span)
             scope = {}
             for a in i["as"]:
                 if isinstance(a[3], str) and a[1] is None:

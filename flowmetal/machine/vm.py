@@ -483,7 +483,8 @@ class Machine(Variables, CommandOps, DurableOps):
         self.truncate_io(b["io"])
         self.restore(b["save"])
         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
-        f["t"][str(ins[1])] = buf["d"].rstrip("\n")
+        # as in bash, NUL bytes are dropped: no argument or variable can hold one
+        f["t"][str(ins[1])] = buf["d"].replace("\0", "").rstrip("\n")
         f["t"]["cst"] = self.state["status"]
         f["pc"] += 1
 
