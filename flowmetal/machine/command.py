@@ -529,7 +529,7 @@ class CommandOps:
             for s in slots:
                 f["t"].pop(str(s), None)
             ex = Expander(self, code, f)
-            i = f["i"] = {"op": "PIPE"}
+            i = f["i"] = {"op": "PIPE", "names": [a[0] for a in argvs]}
             stages = []
             n = len(node.commands)
             for k, (cmd, argv) in enumerate(zip(node.commands, argvs)):
@@ -547,9 +547,10 @@ class CommandOps:
         self.finish_exec(i, res)
         f["i"] = None
         f["pc"] = end
-        errs = res.get("errors") or {}
-        self.pipeline_done(code, node, res["status"],
-                           {k: {"message": f"`{node.commands[int(k)].words[0].parts[0].text if node.commands[int(k)].words and isinstance(node.commands[int(k)].words[0].parts[0], A.Lit) else 'command'}`: {v}"} for k, v in errs.items()})
+        names = i["names"]
+        errs = {k: {"message": f"`{names[int(k)]}`: {v}"}
+                for k, v in (res.get("errors") or {}).items()}
+        self.pipeline_done(code, node, res["status"], errs)
         return None
 
     def pipeline_done(self, code, node, statuses, errs):
