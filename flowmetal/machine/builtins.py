@@ -717,6 +717,13 @@ def b_builtin(c):
     return c.fail(f"builtin: {args[0]}: not a shell builtin")
 
 
+@builtin("exec")
+def b_exec(c):
+    """`exec` with only redirections (the machine applies them to the current fd table);
+    `exec CMD` is handled where commands are dispatched."""
+    return 0
+
+
 @builtin("let")
 def b_let(c):
     from flowmetal.lang import ast as A

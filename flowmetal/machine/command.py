@@ -5,7 +5,7 @@ import posixpath
 
 from flowmetal.lang import ast as A
 from flowmetal.machine import pattern
-from flowmetal.machine.errors import NeedEffect, ShellError
+from flowmetal.machine.errors import ShellError, Unwind
 from flowmetal.machine.expand import Expander
 
 MAX_DEPTH = 2000        # nested function calls (bash's FUNCNEST is unlimited; a crash is worse)
@@ -173,6 +173,9 @@ class CommandOps:
                 i["k"] = "none"
                 i["ph"] = "run"
             else:
+                if argv[0] == "exec" and len(argv) > 1:
+                    argv = argv[1:]          # `exec prog`: run it, then end the script
+                    i["exit"] = True
                 once = argv[0] == "once"
                 if once:
                     if len(argv) < 2:
@@ -237,6 +240,9 @@ class CommandOps:
             self.truncate_io(b["io"])
         status = i["st"] if i.get("st") is not None else st["status"]
         st["status"] = status
+        if i.get("exit"):
+            f["i"] = None
+            raise Unwind("exit", status)
         ctlmsg = st.pop("ctlmsg", None)
         if ctlmsg:
             i["msg"] = ctlmsg
@@ -274,7 +280,11 @@ class CommandOps:
         def attempt():
             call.reset()
             fds = self.redirect_fds(f, code, node.redirects, Expander(self, code, f))
-            if fds is not None:
+            if fds is not None and i["argv"] == ["exec"]:
+                # `exec >log 2>&1`: the redirections stay for the rest of the enclosing block
+                # (for the script, when it is at the top level)
+                self.state["io"][-1]["fds"] = fds
+            elif fds is not None:
                 self.push_io(fds)
             temp = i["k"] == "bi" and any(a[1] is None and isinstance(a[3], str)
                                           for a in i["as"])
