@@ -173,10 +173,7 @@ class Machine(Variables, CommandOps, DurableOps):
         try:
             return True, fn()
         except NeedEffect as e:
-            return False, self.request(e.req)
-
-    def request(self, req: dict) -> dict:
-        return req
+            return False, e.req
 
     def step_key(self) -> str:
         return f"{self.state['job']}-{self.state['step'] + 1}"
