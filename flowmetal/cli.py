@@ -429,22 +429,59 @@ def cmd_complete(args) -> int:
     _not_built("complete")
 
 
-@command("cancel", arg("job", metavar="JOB"))
+@command("cancel", arg("job", metavar="JOB", help="a job id or a unique prefix of one"))
 def cmd_cancel(args) -> int:
-    """Cancel a job: the script gets an error, catch/finally run. Not built yet."""
-    _not_built("cancel")
+    """Cancel a job: its `finally` blocks run (not its `catch` blocks), then it ends (130).
+
+    A job that a process is running is cancelled by that process (it gets SIGUSR1, which fm
+    takes as Ctrl-C), and that process runs the `finally` blocks. A job that no process runs (orphaned) is cancelled
+    here: its `finally` blocks run in this terminal.
+    """
+    from .connectors import Term
+    from .journal import JobLock
+    from .runner.config import load_config
+    from .runner.jobs import find_job
+    from .runner.run import resume_job
+    import os
+    import signal
+    job_id, job_dir = find_job(args.job)
+    pid = JobLock.holder(job_dir)
+    if pid is not None and pid > 0:
+        os.kill(pid, signal.SIGUSR1)
+        _err(f"fm: cancelling job {job_id} (run by process {pid})")
+        return 0
+    return _exit_status(resume_job(job_id, job_dir, term=Term(echo=True), config=load_config(),
+                                   cancel="cancelled (fm cancel)"))
 
 
-@command("kill", arg("job", metavar="JOB"))
+@command("kill", arg("job", metavar="JOB", help="a job id or a unique prefix of one"))
 def cmd_kill(args) -> int:
-    """Stop a job now, without cleanup. Not built yet."""
-    _not_built("kill")
+    """Stop a job now, without cleanup: no `finally` runs.
+
+    The process running the job and the programs it started get SIGKILL; the job is recorded
+    as cancelled (status 137).
+    """
+    from .runner.jobs import find_job, kill_job
+    job_id, job_dir = find_job(args.job)
+    kill_job(job_id, job_dir)
+    return 0
 
 
-@command("prune", arg("--older-than", metavar="DURATION", default="30d"))
+@command("prune", arg("--older-than", metavar="DURATION", default="30d",
+                      help="age of the job's last record (default 30d)"))
 def cmd_prune(args) -> int:
-    """Delete finished jobs older than a duration (default 30d). Not built yet."""
-    _not_built("prune")
+    """Delete finished jobs whose last record is older than a duration (default 30d).
+
+    Unfinished jobs are never deleted. Prints how many jobs were removed.
+    """
+    from .machine.duration import DurationError, parse_duration
+    from .runner.jobs import prune_jobs
+    try:
+        age = parse_duration(args.older_than)
+    except DurationError as e:
+        raise UsageError(f"prune --older-than: {e.message}") from None
+    _err(f"fm: removed {prune_jobs(age)} finished job(s)")
+    return 0
 
 
 @command("daemon", arg("action", choices=["start", "stop", "status", "run"]))

@@ -282,3 +282,83 @@ def list_jobs(all_jobs: bool = False, home: Path | None = None) -> list[JobInfo]
         infos = [i for i in infos if not i.finished]
     infos.sort(key=lambda i: (i.started or "", i.id))
     return infos
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of a process (Linux /proc; empty elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def kill_job(job_id: str, job_dir: Path) -> None:
+    """`fm kill`: SIGKILL the job's runner and the programs it started, then record the job
+    as cancelled (status 137) without running anything of it."""
+    import signal
+    import time
+    from ..errors import FlowmetalError, JobLockedError
+    from ..journal import Journal
+
+    last = last_record(job_dir / JOURNAL)
+    if last is not None and last.get("kind") in TERMINAL_KINDS:
+        raise FlowmetalError(f"job {job_id} already finished (status {last.get('status', '?')})")
+    pid = JobLock.holder(job_dir)
+    if pid is not None and pid > 0:
+        victims = [pid]
+        for child in _children(pid):      # the runner's programs, and theirs
+            victims += [child] + _children(child)
+        for p in victims:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            lock = JobLock.acquire(job_dir)
+            break
+        except JobLockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    try:
+        journal = Journal.open(job_dir / JOURNAL)
+        try:
+            journal.append("job.cancelled", {"status": 137, "reason": "killed (fm kill)"})
+        finally:
+            journal.close()
+    finally:
+        lock.release()
+
+
+def prune_jobs(older_than: float, home: Path | None = None) -> int:
+    """`fm prune`: delete finished jobs whose last record is older than `older_than` seconds;
+    returns how many were deleted. Unfinished and running jobs are kept."""
+    import time
+    from datetime import datetime
+    from ..errors import JobLockedError
+
+    cutoff = time.time() - older_than
+    removed = 0
+    parent = jobs_dir(home)
+    for job_id in job_ids(home):
+        job_dir = parent / job_id
+        try:
+            lock = JobLock.acquire(job_dir)
+        except (JobLockedError, OSError):
+            continue
+        try:
+            last = last_record(job_dir / JOURNAL)
+            if last is None or last.get("kind") not in TERMINAL_KINDS:
+                continue
+            ts = datetime.fromisoformat(last["ts"].replace("Z", "+00:00")).timestamp()
+            if ts < cutoff:
+                shutil.rmtree(job_dir)
+                removed += 1
+        except (OSError, ValueError, KeyError):
+            continue
+        finally:
+            lock.release()
+    return removed

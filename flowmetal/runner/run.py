@@ -130,7 +130,7 @@ class JobJournal:
         """Append a record; Ctrl-C arriving meanwhile is delivered only after it is written."""
         # A KeyboardInterrupt between the write and the journal's bookkeeping would make the next
         # record reuse a seq: damage. Blocking SIGINT for the write (two cheap syscalls) avoids it.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
         try:
             seq = self.journal.append(kind, fields, sync=sync)
         finally:
@@ -169,6 +169,7 @@ class Runner:
         """
         m = self.machine
         cancelled = bool(m.state.get("cancelled"))
+        signal.signal(signal.SIGUSR1, _raise_interrupt)
         while True:
             try:
                 req = self._drive(req, rerun)
@@ -184,7 +185,7 @@ class Runner:
                                                           "reason": "interrupted (SIGINT)"})
                     return CANCELLED_STATUS
                 cancelled = True
-                reason = "interrupted (SIGINT)"
+                reason = _CANCELLED_BY[0]
                 self.journal.append("cancel", {"step": m.state.get("step", 0),
                                                "reason": reason})
                 req = _machine_step(lambda: m.cancel(reason))
@@ -255,10 +256,23 @@ class Runner:
         return f"fm: {message}"
 
 
+# Ctrl-C's SIGINT, and SIGUSR1 from `fm cancel` (a job run in the background of a shell ignores
+# SIGINT): both cancel the job. Held off while a record is written or the machine steps.
+_CANCEL_SIGNALS = {signal.SIGINT, signal.SIGUSR1}
+
+
+_CANCELLED_BY = ["interrupted (SIGINT)"]
+
+
+def _raise_interrupt(signum, frame):
+    _CANCELLED_BY[0] = "cancelled (fm cancel)"
+    raise KeyboardInterrupt
+
+
 def _machine_step(fn):
     """Run a pure machine step with SIGINT held off: a KeyboardInterrupt in the middle of an
     instruction would leave the state half changed. Ctrl-C lands in the next effect."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
     try:
         return fn()
     finally:
@@ -337,8 +351,12 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
         lock.release()
 
 
-def resume_job(job_id: str, job_dir: Path, *, term, config: Config) -> int:
+def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
+               cancel: str | None = None) -> int:
     """Take the job's lock, replay its journal and run it live to the end; returns its status.
+
+    With `cancel` (a reason), the job is cancelled where it stands instead: the cancellation
+    is journaled and only its `finally` blocks run (`fm cancel` of a job no process runs).
 
     Raises JobLockedError (another process runs it), JournalError (damage, or the program
     diverges from its journal: DivergenceError) and JobFinishedError.
@@ -355,6 +373,11 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config) -> int:
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
         runner, pending, rerun = replay(job_id, job_dir, lock, JobJournal(journal, created=False),
                                         first, snap, after, term, config=config)
+        if cancel is not None and not runner.machine.state.get("cancelled"):
+            runner.journal.append("cancel", {"step": runner.machine.state.get("step", 0),
+                                             "reason": cancel})
+            pending = _machine_step(lambda: runner.machine.cancel(cancel))
+            rerun = False
         return runner.run(pending, rerun=rerun)
     except BaseException as e:
         _tag(e, job_dir)
