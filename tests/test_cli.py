@@ -42,7 +42,7 @@ USAGE_ERRORS = [
     ["run", "--name"], ["nonexistent.fm"], ["/"], ["resume"], ["resume", "nomatch"], ["rm"],
     ["rm", "nomatch"], ["attach", "nomatch"], ["help", "nope"], ["daemon"], ["daemon", "bogus"],
     ["check"], ["send", "j", "e"], ["cancel", "j"], ["kill", "j"], ["complete", "t"],
-    ["completions", "tcsh"], ["prune"],
+    ["completions", "tcsh"], ["prune", "--older-than", "soon"], ["prune", "extra"],
 ]
 
 
