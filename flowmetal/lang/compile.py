@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from flowmetal.lang import ast as A
+from flowmetal.records import fields, is_record
 
 
 class Code:
@@ -54,60 +55,21 @@ _DYN_IN_ARITH = re.compile(r"(?<![\w$])(RANDOM|EPOCHSECONDS|EPOCHREALTIME)(?!\w)
 def _iter_cmdsubs(obj):
     """Yield the CmdSub nodes directly inside words/parts (not inside their bodies), and the
     names of the journaled variables ($RANDOM, $EPOCHSECONDS, ...) read there, in order."""
-    if obj is None:
-        return
     if isinstance(obj, (tuple, list)):
         for o in obj:
             yield from _iter_cmdsubs(o)
-        return
-    if isinstance(obj, A.CmdSub):
+    elif isinstance(obj, A.CmdSub):
         yield obj
-    elif isinstance(obj, A.Word):
-        yield from _iter_cmdsubs(obj.parts)
-    elif isinstance(obj, A.DQ):
-        yield from _iter_cmdsubs(obj.parts)
-    elif isinstance(obj, A.Param):
-        if obj.name in DYNAMIC:
+    elif is_record(obj) and not isinstance(obj, A.Span):
+        if isinstance(obj, A.HereDoc) and not obj.expand:
+            return
+        if isinstance(obj, A.Param) and obj.name in DYNAMIC:
             yield obj.name
-        yield from _iter_cmdsubs(obj.index)
-        if isinstance(obj.arg, (A.Word, tuple)):
-            yield from _iter_cmdsubs(obj.arg)
-        if isinstance(obj.arg2, (A.Word, tuple)):
-            yield from _iter_cmdsubs(obj.arg2)
-    elif isinstance(obj, A.BraceAlt):
-        for alt in obj.alts:
-            yield from _iter_cmdsubs(alt)
-    elif isinstance(obj, A.ArrayLit):
-        yield from _iter_cmdsubs(obj.items)
-    elif isinstance(obj, A.Assign):
-        yield from _iter_cmdsubs(obj.index)
-        yield from _iter_cmdsubs(obj.value)
-    elif isinstance(obj, A.Redirect):
-        yield from _iter_cmdsubs(obj.target)
-    elif isinstance(obj, A.ArithSub):
-        yield from _iter_cmdsubs(obj.expr)
-    elif isinstance(obj, A.ArithText):
-        yield from _iter_cmdsubs(obj.parts)
-        for m in _DYN_IN_ARITH.finditer(obj.text):
-            yield m.group(1)
-    elif isinstance(obj, A.HereDoc):
-        if obj.expand:
-            yield from _iter_cmdsubs(obj.parts)
-    elif isinstance(obj, (A.CondUnary,)):
-        yield from _iter_cmdsubs(obj.operand)
-    elif isinstance(obj, A.CondBinary):
-        yield from _iter_cmdsubs(obj.left)
-        yield from _iter_cmdsubs(obj.right)
-    elif isinstance(obj, A.CondWord):
-        yield from _iter_cmdsubs(obj.word)
-    elif isinstance(obj, A.CondNot):
-        yield from _iter_cmdsubs(obj.expr)
-    elif isinstance(obj, (A.CondAnd, A.CondOr)):
-        yield from _iter_cmdsubs(obj.left)
-        yield from _iter_cmdsubs(obj.right)
-    elif isinstance(obj, tuple):
-        for o in obj:
-            yield from _iter_cmdsubs(o)
+        for name in fields(obj):
+            yield from _iter_cmdsubs(getattr(obj, name))
+        if isinstance(obj, A.ArithText):
+            for m in _DYN_IN_ARITH.finditer(obj.text):
+                yield m.group(1)
 
 
 class _Compiler:
