@@ -148,7 +148,7 @@ def test_sleep_resumed_ends_at_its_original_due_time(w, tmp_path):
     r = fm(["resume", job], w, home)
     assert r.returncode == 0, r.stderr
     end = float((w / "end").read_text())
-    assert 1.9 < end - start < 2.6, end - start      # not 1 s + 2 s
+    assert 1.9 < end - start < 2.9, end - start      # not 1 s + 2 s (>= 3.1)
 
 
 def test_random_and_clock_are_the_same_after_a_crash(w, tmp_path):
