@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flowmetal.lang.ast import CondAnd, CondBinary, CondNot, CondOr, CondUnary, CondWord, Lit, Word
-from flowmetal.lang.words import NORMAL, REGEX, scan_word
+from flowmetal.lang.words import NORMAL, REGEX, scan_word, skip_blanks
 
 UNARY = frozenset("-a -b -c -d -e -f -g -h -k -p -r -s -t -u -w -x -G -L -N -O -S -z -n -o -v "
                   "-R".split())
@@ -32,18 +32,7 @@ class CondParser:
 
     # -- tokens ---------------------------------------------------------------------------
     def _skip(self):
-        text = self.text
-        n = len(text)
-        p = self.pos
-        while p < n:
-            c = text[p]
-            if c in " \t\n":
-                p += 1
-            elif c == "\\" and p + 1 < n and text[p + 1] == "\n":
-                p += 2
-            else:
-                break
-        self.pos = p
+        self.pos = skip_blanks(self.text, self.pos)
 
     def _lex(self, regex=False):
         self._skip()

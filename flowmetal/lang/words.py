@@ -725,6 +725,23 @@ def scan_decl_array(ctx, pos):
     return Word((lit, arr), ctx.src.span(pos, p)), p
 
 
+def skip_blanks(text: str, p: int, comments: bool = False) -> int:
+    """The offset after blanks, newlines and line continuations (and `#` comments) at p."""
+    n = len(text)
+    while p < n:
+        c = text[p]
+        if c in " \t\n":
+            p += 1
+        elif c == "\\" and p + 1 < n and text[p + 1] == "\n":
+            p += 2
+        elif c == "#" and comments:
+            e = text.find("\n", p)
+            p = n if e < 0 else e
+        else:
+            break
+    return p
+
+
 def scan_array(ctx, pos):
     """( item ... ) at pos: return (ArrayLit, end)."""
     text = ctx.text
@@ -733,17 +750,7 @@ def scan_array(ctx, pos):
     items = []
     p = pos + 1
     while True:
-        while p < n:
-            c = text[p]
-            if c in " \t\n":
-                p += 1
-            elif c == "\\" and p + 1 < n and text[p + 1] == "\n":
-                p += 2
-            elif c == "#":
-                e = text.find("\n", p)
-                p = n if e < 0 else e
-            else:
-                break
+        p = skip_blanks(text, p, comments=True)
         if p >= n:
             raise src.error("unterminated array literal: expected `)`", pos, pos + 1,
                             incomplete=True)
