@@ -282,7 +282,7 @@ def test_an_internal_error_in_a_job_saves_its_traceback_in_the_job(fake, home, w
 
     def broken(self, res=None):
         raise ValueError("machine bug")
-    monkeypatch.setattr(fake_machine.Machine, "run", broken)
+    monkeypatch.setattr(fake_machine.Machine, "start", broken)
     assert cli.run_cli(["count.fm"]) == cli.INTERNAL_ERROR_STATUS
     err = capfd.readouterr().err
     job_id, _ = only_job(home)

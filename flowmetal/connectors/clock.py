@@ -20,6 +20,9 @@ TICK = 1.0
 """Seconds between two on_tick calls, and the longest single sleep: a clock change, or a
 Ctrl-C, is noticed within this."""
 
+POLL = 0.2
+"""Seconds between two looks at a cancel token while sleeping."""
+
 FAKE_ENV = "FM_FAKE_CLOCK"
 
 
@@ -35,23 +38,25 @@ class Clock:
         return time.time()
 
     def sleep_until(self, until: float, *, deadline: float | None = None,
-                    on_tick: Callable[[float, float], None] | None = None) -> bool:
+                    on_tick: Callable[[float, float], None] | None = None,
+                    token=None) -> bool:
         """Wait until wall-clock `until`, or `deadline` if that comes first; True if it did.
 
         `on_tick(now, end)` is called at once and then about every TICK seconds while waiting
-        (`end` is when the wait will end), for a status line. KeyboardInterrupt propagates.
+        (`end` is when the wait will end), for a status line. A set `token` (CancelToken) ends
+        the wait within POLL seconds. KeyboardInterrupt propagates.
         """
         end, cut = _end(until, deadline)
         next_tick = None
         while True:
             now = time.time()
-            if now >= end:
+            if now >= end or (token is not None and token.is_set()):
                 return cut
             mono = time.monotonic()
             if on_tick is not None and (next_tick is None or mono >= next_tick):
                 on_tick(now, end)
                 next_tick = mono + TICK
-            nap = min(end - now, TICK)
+            nap = min(end - now, TICK if token is None else POLL)
             if next_tick is not None:
                 nap = min(nap, max(next_tick - time.monotonic(), 0.0))
             time.sleep(max(nap, 0.001))
@@ -80,7 +85,8 @@ class FakeClock(Clock):
         return now
 
     def sleep_until(self, until: float, *, deadline: float | None = None,
-                    on_tick: Callable[[float, float], None] | None = None) -> bool:
+                    on_tick: Callable[[float, float], None] | None = None,
+                    token=None) -> bool:
         end, cut = _end(until, deadline)
         now = self.now()
         if now < end:
@@ -124,3 +130,89 @@ def format_time(now: float, fmt: str) -> str:
         parts = re.split(r"([\ud800-\udfff]+)", fmt)
         return "".join(p if i % 2 else dt.strftime(p) if p else "" for i, p in enumerate(parts))
     return dt.strftime(fmt)
+
+
+# -- the clock effects -------------------------------------------------------------------------
+
+def perform_clock(req: dict, term, token=None) -> dict:
+    """The time now; with `format`, also as text in the process's local time."""
+    now = get_clock().now()
+    res: dict = {"now": now}
+    fmt = req.get("format")
+    if fmt is not None:
+        try:
+            res["text"] = format_time(now, fmt)
+        except ValueError as exc:  # a NUL byte, a lone surrogate
+            res["error"] = f"bad time format: {exc}"
+    return res
+
+
+def perform_sleep(req: dict, term, token=None) -> dict:
+    """Wait until `until` (or the request's deadline, if earlier), or until `token` is set; a
+    status line on a TTY. (A runner parks sleeps on its own timers instead: see
+    runner/scheduler.py; this serves callers that perform one effect at a time.)"""
+    clock = get_clock()
+    until = float(req["until"])
+    deadline = req.get("deadline")
+    status = None
+    if not clock.fake and term.isatty(2):
+        status = StatusLine(term, str(req.get("why") or "sleep"))
+    try:
+        cut = clock.sleep_until(until, deadline=deadline, on_tick=status, token=token)
+    finally:
+        if status is not None:
+            status.clear()
+    res: dict = {"now": clock.now()}
+    if cut:
+        res["timeout"] = True
+    return res
+
+
+def perform_random(req: dict, term, token=None) -> dict:
+    """$RANDOM (0..32767) and a float in [0, 1) (retry's jitter), from the OS CSPRNG."""
+    import random
+    rng = random.SystemRandom()
+    return {"int": rng.randrange(32768), "float": rng.random()}
+
+
+def _format_duration(seconds: int) -> str:
+    """Whole seconds as `1d2h3m4s` (the machine's format_duration, when it can be imported)."""
+    try:
+        from ..machine.duration import format_duration
+    except ImportError:  # a stand-in machine (tests): the same format, whole seconds only
+        out = [f"{n}{u}" for u, n in zip("dhm", (seconds // 86400, seconds % 86400 // 3600,
+                                                 seconds % 3600 // 60)) if n]
+        return "".join(out) + (f"{seconds % 60}s" if seconds % 60 or not out else "")
+    return format_duration(seconds)
+
+
+class StatusLine:
+    """`fm: sleep 30s: waiting until 14:05:03 (29s left)` on stderr, rewritten in place."""
+
+    def __init__(self, term, why: str):
+        self.term = term
+        self.why = why
+        self.shown = False
+        self.next_at = 0.0
+
+    def __call__(self, now: float, end: float) -> None:
+        import math
+        left = max(math.ceil(end - now - 0.001), 0)
+        same_day = format_time(end, "%Y-%m-%d") == format_time(now, "%Y-%m-%d")
+        when = format_time(end, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
+        text = f"\rfm: {self.why}: waiting until {when} ({_format_duration(left)} left)\033[K"
+        self.term.write(2, text.encode("utf-8", "surrogateescape"))
+        self.shown = True
+
+    def maybe(self, now: float, end: float) -> None:
+        """Redraw at most once per TICK."""
+        mono = time.monotonic()
+        if mono >= self.next_at:
+            self(now, end)
+            self.next_at = mono + TICK
+
+    def clear(self) -> None:
+        if self.shown:
+            self.term.write(2, b"\r\033[K")
+            self.shown = False
+            self.next_at = 0.0

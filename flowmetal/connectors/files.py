@@ -52,7 +52,7 @@ def _display(req: dict, path: str) -> str:
     return req.get("display") or path
 
 
-def do_open(req: dict, term: Term) -> dict:
+def do_open(req: dict, term: Term, token=None) -> dict:
     """Truncate/create a redirect target, or check it can be opened."""
     mode = req.get("mode", "w")
     path = resolve(req.get("cwd"), req["path"])
@@ -67,7 +67,7 @@ def do_open(req: dict, term: Term) -> dict:
     return {}
 
 
-def do_write(req: dict, term: Term) -> dict:
+def do_write(req: dict, term: Term, token=None) -> dict:
     """Output of a builtin: to the job's stdout/stderr (echoed and journaled) or into a file."""
     target = req["target"]
     data = req.get("data", "")
@@ -101,7 +101,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def do_read_file(req: dict, term: Term) -> dict:
+def do_read_file(req: dict, term: Term, token=None) -> dict:
     """The whole content of a file, for `< file` into fm code, `source` and mapfile."""
     path = resolve(req.get("cwd"), req["path"])
     display = _display(req, req["path"])
@@ -123,7 +123,7 @@ def do_read_file(req: dict, term: Term) -> dict:
     return {"data": decode(b"".join(chunks))}
 
 
-def do_read_line(req: dict, term: Term) -> dict:
+def do_read_line(req: dict, term: Term, token=None) -> dict:
     """One line of the job's stdin, consuming nothing past the delimiter (like bash `read`).
 
     A later external command inherits the same stdin, so bytes read past the delimiter would
@@ -193,7 +193,7 @@ def _read_some(fd: int, n: int) -> bytes:
             select.select([fd], [], [])  # a tty left in O_NONBLOCK: wait for input
 
 
-def do_glob(req: dict, term: Term) -> dict:
+def do_glob(req: dict, term: Term, token=None) -> dict:
     """Pathname expansion as bash does it by default: `**` is not recursive, dotfiles only
     match a segment that starts with a dot, `.` and `..` never (bash 5.2 globskipdots)."""
     pattern = req["pattern"]
@@ -205,7 +205,7 @@ def do_glob(req: dict, term: Term) -> dict:
     return {"matches": sorted(matches)}
 
 
-def do_cd(req: dict, term: Term) -> dict:
+def do_cd(req: dict, term: Term, token=None) -> dict:
     """The new logical cwd, normalised like bash's default `cd -L`."""
     cwd = req.get("cwd") or "/"
     path = req["path"]
@@ -222,7 +222,7 @@ def do_cd(req: dict, term: Term) -> dict:
     return {"error": f"cd: {_display(req, path)}: {error}"}
 
 
-def do_realpath(req: dict, term: Term) -> dict:
+def do_realpath(req: dict, term: Term, token=None) -> dict:
     """The physical path of a directory (for `pwd -P`, `cd -P`)."""
     return {"path": os.path.realpath(resolve(req.get("cwd"), req["path"]))}
 
@@ -303,7 +303,7 @@ BINARY_TESTS = {
 }
 
 
-def do_test(req: dict, term: Term) -> dict:
+def do_test(req: dict, term: Term, token=None) -> dict:
     """A file test of `[ ]` / `[[ ]]` / `test`."""
     op = req["test"]
     cwd = req.get("cwd")

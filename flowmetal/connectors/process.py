@@ -27,6 +27,25 @@ CHILD_DEFAULT_SIGNALS = tuple(getattr(signal, name) for name in
 _pidfd_ok = hasattr(os, "pidfd_open")  # cleared on ENOSYS/EPERM (old kernel, seccomp)
 
 
+def perform_exec(req: dict, term: Term, token=None) -> dict:
+    """The `exec` effect: the pipeline, stopped when the request's deadline passes (the result
+    then carries "timeout": true) or when `token` (a CancelToken) is set ("stopped")."""
+    deadline = req.get("deadline")
+    if deadline is None and token is None:
+        return run_pipeline(req, term)
+    from .clock import get_clock
+    clock = get_clock()
+
+    def should_stop() -> bool:
+        return (token is not None and token.is_set()) or \
+            (deadline is not None and clock.now() >= deadline)
+
+    res = run_pipeline(req, term, should_stop=should_stop)
+    if res.get("stopped") and deadline is not None and clock.now() >= deadline:
+        res["timeout"] = True
+    return res
+
+
 def run_pipeline(req: dict, term: Term, *,
                  on_start: Callable[[list], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> dict:

@@ -60,3 +60,33 @@ class Term:
             return os.isatty(fd)
         except OSError:
             return False
+
+
+class LineTerm:
+    """A Term for one of several effects running at once: it writes whole lines only, under a
+    lock shared by all of them, so concurrent branches never interleave inside a line. The
+    part after the last newline waits for the rest of its line, or for `flush()` when the
+    effect ends."""
+
+    def __init__(self, term: Term, lock):
+        self._term = term
+        self._lock = lock
+        self._held = {1: b"", 2: b""}
+
+    def __getattr__(self, name):
+        return getattr(self._term, name)
+
+    def write(self, stream: int, data: bytes) -> None:
+        held = self._held.get(stream, b"") + data
+        cut = held.rfind(b"\n") + 1
+        self._held[stream] = held[cut:]
+        if cut:
+            with self._lock:
+                self._term.write(stream, held[:cut])
+
+    def flush(self) -> None:
+        for stream, held in self._held.items():
+            if held:
+                self._held[stream] = b""
+                with self._lock:
+                    self._term.write(stream, held)

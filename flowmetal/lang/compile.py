@@ -224,7 +224,10 @@ class _Compiler:
             self.patch(code, j, "JT", self.here(code))
 
     def c_Background(self, code, node: A.Background):
-        self.emit(code, "UNSUPPORTED", node, "`&` (durable branches) is not supported yet")
+        body = self.new_code("br", "<branch>")
+        self.command(body, node.command)
+        body.instrs.append(("END",))
+        self.emit(code, "SPAWN", body.name, node)
 
     def c_BraceGroup(self, code, node: A.BraceGroup):
         self.with_redirects(code, node, lambda: self.program(code, node.body))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flowmetal.machine import testexpr
 from flowmetal.machine.errors import ShellError, Unwind
+from flowmetal.machine.state import frame
 
 KEYWORDS = {"if", "then", "elif", "else", "fi", "while", "until", "do", "done", "for", "in",
             "case", "esac", "function", "try", "catch", "finally", "{", "}", "!", "[[", "]]"}
@@ -133,7 +134,7 @@ def b_printf(c):
 
 @builtin("pwd")
 def b_pwd(c):
-    cwd = c.vm.state["cwd"]
+    cwd = c.vm.br["cwd"]
     if "-P" in c.argv[1:]:
         cwd = c.effect({"op": "realpath", "path": cwd, "cwd": cwd})["path"]
     c.out(cwd + "\n")
@@ -156,12 +157,12 @@ def b_cd(c):
         if target is None:
             return c.fail("cd: OLDPWD not set")
         show = True
-    res = c.effect({"op": "cd", "path": target, "cwd": vm.state["cwd"]})
+    res = c.effect({"op": "cd", "path": target, "cwd": vm.br["cwd"]})
     if res.get("error"):
         c.err(f"fm: {res['error']}\n")
         return c.fail(res["error"])
-    old = vm.state["cwd"]
-    vm.state["cwd"] = res["cwd"]
+    old = vm.br["cwd"]
+    vm.br["cwd"] = res["cwd"]
     vm.set_scalar("OLDPWD", old)
     vm.set_scalar("PWD", res["cwd"])
     if show:
@@ -191,7 +192,7 @@ def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
         return _print_vars(c, export_only=export)
     if "f" in flags or "F" in flags:
         for n in names:
-            if n not in vm.state["funcs"]:
+            if n not in vm.br["funcs"]:
                 return 1
             c.out(n + "\n")
         return 0
@@ -218,14 +219,14 @@ def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
                     vm.set_item(base, key, value, append=append, span=c.span)
                 continue
             if local:
-                scope = vm.state["scopes"][-1]
+                scope = vm.br["scopes"][-1]
                 cell = scope.get(name)
                 if cell is None:
                     cell = scope[name] = {}
             else:
                 cell = vm.cell(name)
                 if cell is None:
-                    cell = vm.state["scopes"][0][name] = {}
+                    cell = vm.br["scopes"][0][name] = {}
             if "A" in flags and "A" not in cell:
                 cell.pop("s", None)
                 cell.pop("a", None)
@@ -236,8 +237,8 @@ def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
                 if cell.get("r"):
                     return c.fail(f"`{name}` is readonly")
                 vm.set_scalar(name, value, append=append, span=c.span, local=local)
-                cell = (vm.state["scopes"][-1] if local else None) and \
-                    vm.state["scopes"][-1].get(name) or vm.cell(name) or cell
+                cell = (vm.br["scopes"][-1] if local else None) and \
+                    vm.br["scopes"][-1].get(name) or vm.cell(name) or cell
         if export or "x" in flags:
             cell["x"] = 1
         if "+x" in flags:
@@ -255,7 +256,7 @@ def _valid_name(name: str) -> bool:
 def _print_vars(c: Call, export_only=False):
     from flowmetal.machine.printf import shell_quote
     seen = {}
-    for scope in c.vm.state["scopes"]:
+    for scope in c.vm.br["scopes"]:
         seen.update(scope)
     for name in sorted(seen):
         cell = seen[name]
@@ -269,13 +270,13 @@ def _print_vars(c: Call, export_only=False):
 @builtin("declare", "typeset")
 def b_declare(c):
     flags, _ = _split_decl(c, c.argv[1:])
-    in_fn = any(fr["k"] == "fn" for fr in c.vm.state["frames"])
+    in_fn = any(fr["k"] == "fn" for fr in c.vm.br["frames"])
     return _declare(c, c.argv[1:], local=in_fn and "g" not in flags)
 
 
 @builtin("local")
 def b_local(c):
-    if not any(fr["k"] == "fn" for fr in c.vm.state["frames"]):
+    if not any(fr["k"] == "fn" for fr in c.vm.br["frames"]):
         return c.fail("local: can only be used in a function")
     return _declare(c, c.argv[1:], local=True)
 
@@ -307,7 +308,7 @@ def b_unset(c):
         args = args[1:]
     for name in args:
         if funcs:
-            vm.state["funcs"].pop(name, None)
+            vm.br["funcs"].pop(name, None)
         elif name.endswith("]") and "[" in name:
             base, key = name[:-1].split("[", 1)
             if not vm.is_assoc(base):
@@ -315,8 +316,8 @@ def b_unset(c):
                 key = str(vm.arith(A.ArithText(key, c.span)))
             vm.unset_item(base, key)
         else:
-            if vm.cell(name) is None and name in vm.state["funcs"]:
-                vm.state["funcs"].pop(name)
+            if vm.cell(name) is None and name in vm.br["funcs"]:
+                vm.br["funcs"].pop(name)
             else:
                 vm.unset(name, c.span)
     return 0
@@ -338,7 +339,7 @@ _SET_OPTS = {"errexit": "e", "nounset": "u", "pipefail": "pipefail", "xtrace": "
 @builtin("set")
 def b_set(c):
     vm = c.vm
-    opts = vm.state["opts"]
+    opts = vm.br["opts"]
     args = c.argv[1:]
     if not args:
         return _print_vars(c)
@@ -388,14 +389,14 @@ def b_set(c):
 
 @builtin("exit")
 def b_exit(c):
-    raise Unwind("exit", _status_arg(c, c.argv[1:], c.vm.state["status"]))
+    raise Unwind("exit", _status_arg(c, c.argv[1:], c.vm.br["status"]))
 
 
 @builtin("return")
 def b_return(c):
-    if not any(fr["k"] in ("fn", "src") for fr in c.vm.state["frames"]):
+    if not any(fr["k"] in ("fn", "src") for fr in c.vm.br["frames"]):
         return c.fail("return: can only be used in a function or a sourced script")
-    raise Unwind("return", _status_arg(c, c.argv[1:], c.vm.state["status"]))
+    raise Unwind("return", _status_arg(c, c.argv[1:], c.vm.br["status"]))
 
 
 @builtin("break", "continue")
@@ -447,7 +448,7 @@ def _stdin_lines(c: Call, delim: str, limit=None):
         while limit is None or count < limit:
             req = {"op": "read_line", "fd": 0, "delim": delim}
             if k == "file":
-                req.update(path=t["path"], off=t.get("off", 0), cwd=vm.state["cwd"],
+                req.update(path=t["path"], off=t.get("off", 0), cwd=vm.br["cwd"],
                            display=t.get("display", t["path"]))
             res = c.effect(req)
             if "off" in res:
@@ -605,7 +606,7 @@ def b_eval(c):
     if not text.strip():
         return 0
     code = _add_unit(c, text, "eval", "e:")
-    c.push = {"c": code, "pc": 0, "b": [], "t": {}, "i": None, "k": "eval"}
+    c.push = frame(code, "eval")
     return 0
 
 
@@ -623,28 +624,27 @@ def b_source(c):
     if not args:
         return c.fail(f"{c.argv[0]}: filename argument required", 2)
     path = args[0]
-    res = c.effect({"op": "read_file", "path": c.vm.abspath(path), "cwd": c.vm.state["cwd"],
+    res = c.effect({"op": "read_file", "path": c.vm.abspath(path), "cwd": c.vm.br["cwd"],
                     "display": path})
     if res.get("error"):
         return c.fail(f"{c.argv[0]}: {res['error']}")
     code = _add_unit(c, res.get("data", ""), path, "s:")
-    frame = {"c": code, "pc": 0, "b": [], "t": {}, "i": None, "k": "src"}
+    c.push = frame(code, "src")
     if len(args) > 1:
-        frame["a"] = args[1:]
-    c.push = frame
+        c.push["a"] = args[1:]
     return 0
 
 
 def _which(c: Call, name: str):
     if "/" in name:
-        res = c.effect({"op": "test", "test": "-x", "path": name, "cwd": c.vm.state["cwd"]})
+        res = c.effect({"op": "test", "test": "-x", "path": name, "cwd": c.vm.br["cwd"]})
         return name if res.get("result") else None
     path = c.vm.get("PATH") or "/usr/bin:/bin"
     for d in path.split(":"):
         p = f"{d or '.'}/{name}"
-        res = c.effect({"op": "test", "test": "-x", "path": p, "cwd": c.vm.state["cwd"]})
+        res = c.effect({"op": "test", "test": "-x", "path": p, "cwd": c.vm.br["cwd"]})
         if res.get("result"):
-            res2 = c.effect({"op": "test", "test": "-d", "path": p, "cwd": c.vm.state["cwd"]})
+            res2 = c.effect({"op": "test", "test": "-d", "path": p, "cwd": c.vm.br["cwd"]})
             if not res2.get("result"):
                 return p
     return None
@@ -656,7 +656,7 @@ def _describe(c: Call, name: str, verbose: bool, only_path=False):
         if name in KEYWORDS:
             c.out(f"{name} is a shell keyword\n" if verbose else f"{name}\n")
             return True
-        if name in vm.state["funcs"]:
+        if name in vm.br["funcs"]:
             c.out(f"{name} is a function\n" if verbose else f"{name}\n")
             return True
         if name in BUILTINS:
@@ -682,7 +682,7 @@ def b_type(c):
     for name in args:
         if terse:
             vm = c.vm
-            kind = ("keyword" if name in KEYWORDS else "function" if name in vm.state["funcs"]
+            kind = ("keyword" if name in KEYWORDS else "function" if name in vm.br["funcs"]
                     else "builtin" if name in BUILTINS else "file" if _which(c, name) else None)
             if kind is None:
                 status = 1

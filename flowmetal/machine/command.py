@@ -7,6 +7,7 @@ from flowmetal.lang import ast as A
 from flowmetal.machine import pattern
 from flowmetal.machine.errors import ShellError, Unwind
 from flowmetal.machine.expand import Expander
+from flowmetal.machine.state import frame
 
 MAX_DEPTH = 2000        # nested function calls (bash's FUNCNEST is unlimited; a crash is worse)
 
@@ -72,7 +73,7 @@ class CommandOps:
                     break
         for v in fields:
             if isinstance(v, dict) and "g" in v:
-                return {"op": "glob", "pattern": v["g"], "cwd": self.state["cwd"]}
+                return {"op": "glob", "pattern": v["g"], "cwd": self.br["cwd"]}
         f["t"][str(slot)] = fields
         f["i"] = None
         f["pc"] += 1
@@ -87,7 +88,7 @@ class CommandOps:
             for field in ex.fields(it):
                 if f is not None and pattern.has_glob(field):
                     res = self.effect(f, {"op": "glob", "pattern": pattern.to_glob(field),
-                                          "cwd": self.state["cwd"]})
+                                          "cwd": self.br["cwd"]})
                     if not res.get("matches"):
                         raise ShellError(1, "no match for pattern "
                                          f"`{self.snippet(ex.code, it.span)}`", it.span)
@@ -133,7 +134,7 @@ class CommandOps:
             if rest[0] in BUILTINS and not (name == "command" and rest[0] in DURABLE):
                 return "bi", rest
             return ("ext" if name == "command" else "bi"), rest
-        if name in self.state["funcs"]:
+        if name in self.br["funcs"]:
             return "fn", argv
         if name in BUILTINS:
             return "bi", argv
@@ -141,7 +142,7 @@ class CommandOps:
 
     def op_CMD(self, f, code, ins):
         node, slot, block = ins[1], ins[2], ins[3]
-        st = self.state
+        st = self.br
         i = f["i"]
         if i is None:
             i = f["i"] = {"op": "CMD", "ph": "assign", "as": [],
@@ -258,7 +259,7 @@ class CommandOps:
         return None
 
     def exec_request(self, i, stages) -> dict:
-        req = {"op": "exec", "cwd": self.state["cwd"], "stages": stages}
+        req = {"op": "exec", "cwd": self.br["cwd"], "stages": stages}
         if i.get("once"):
             req["once"] = True
         return req
@@ -273,7 +274,7 @@ class CommandOps:
     def run_fm_command(self, f, code, node, i, block):
         """Builtins, functions and redirect-only commands, re-run with memoised effects."""
         from flowmetal.machine.builtins import BUILTINS, Call
-        st = self.state
+        st = self.br
         depth = len(st["io"])
         call = Call(self, f, code, node, i["argv"], block)
 
@@ -283,7 +284,7 @@ class CommandOps:
             if fds is not None and i["argv"] == ["exec"]:
                 # `exec >log 2>&1`: the redirections stay for the rest of the enclosing block
                 # (for the script, when it is at the top level)
-                self.state["io"][-1]["fds"] = fds
+                self.br["io"][-1]["fds"] = fds
             elif fds is not None:
                 self.push_io(fds)
             temp = i["k"] == "bi" and any(a[1] is None and isinstance(a[3], str)
@@ -320,8 +321,8 @@ class CommandOps:
                 if isinstance(a[3], str) and a[1] is None:
                     scope[a[0]] = {"s": a[3], "x": 1}
             st["scopes"].append(scope)
-            st["frames"].append({"c": st["funcs"][name], "pc": 0, "b": [], "t": {}, "i": None,
-                                 "k": "fn", "a": i["argv"][1:], "sc": True, "fn": name})
+            st["frames"].append(frame(st["funcs"][name], "fn", a=i["argv"][1:], sc=True,
+                                      fn=name))
             i["ph"] = "after"
             i["st"] = None
             return None
@@ -377,7 +378,7 @@ class CommandOps:
             if k == "file":
                 target = {"kind": "file", "path": t["path"], "mode": "a",
                           "display": t.get("display", t["path"])}
-                return {"op": "write", "target": target, "data": data, "cwd": self.state["cwd"]}
+                return {"op": "write", "target": target, "data": data, "cwd": self.br["cwd"]}
             writes.pop(0)   # an input target: writing to it is a no-op, as to a closed pipe
         return None
 
@@ -391,7 +392,7 @@ class CommandOps:
         return "".join(t for t, _ in ex.segments(hd.parts, True))
 
     def abspath(self, path: str) -> str:
-        return posixpath.normpath(posixpath.join(self.state["cwd"], path)) if path else path
+        return posixpath.normpath(posixpath.join(self.br["cwd"], path)) if path else path
 
     def redirect_fds(self, f, code, redirs, ex: Expander):
         """The fd table after `redirs`, for fm code (builtins, functions, compound commands):
@@ -433,7 +434,7 @@ class CommandOps:
 
     def _open_for_fm(self, f, target, mode, r):
         res = self.effect(f, {"op": "open", "path": self.abspath(target), "mode": mode,
-                              "cwd": self.state["cwd"], "display": target})
+                              "cwd": self.br["cwd"], "display": target})
         if res.get("error"):
             raise ShellError(1, res["error"], r.target.span)
         t = {"kind": "file", "path": self.abspath(target), "mode": "rw" if mode == "rw" else "a",
@@ -485,7 +486,7 @@ class CommandOps:
     def finish_exec(self, i, res):
         offsets = res.get("offsets")
         if offsets:
-            for layer in self.state["io"]:
+            for layer in self.br["io"]:
                 for t in layer["fds"].values():
                     if t["kind"] == "file" and "off" in t and str(t["id"]) in offsets:
                         t["off"] = offsets[str(t["id"])]
@@ -500,7 +501,7 @@ class CommandOps:
         node = ins[1]
         if f["i"] is None:
             f["i"] = {"op": "REDIR"}
-        depth = len(self.state["io"])
+        depth = len(self.br["io"])
         ok, val = self.memo_run(f, lambda: self.redirect_fds(f, code, node.redirects,
                                                              Expander(self, code, f)))
         if not ok:
@@ -514,7 +515,7 @@ class CommandOps:
     # -- pipelines ----------------------------------------------------------------------------
     def op_PIPE(self, f, code, ins):
         node, slots, ps, end = ins[1], ins[2], ins[3], ins[4]
-        st = self.state
+        st = self.br
         i = f["i"]
         if i is None:
             argvs = []
@@ -564,7 +565,7 @@ class CommandOps:
         return None
 
     def pipeline_done(self, code, node, statuses, errs):
-        st = self.state
+        st = self.br
         st["pipestatus"] = list(statuses)
         if st["opts"].get("pipefail"):
             status = 0
@@ -592,7 +593,7 @@ class CommandOps:
     def op_PSTAGE(self, f, code, ins):
         ps, k, n, err, to = ins[1], ins[2], ins[3], ins[4], ins[5]
         p = f["t"][str(ps)]
-        st = self.state
+        st = self.br
         f["b"].append({"t": "p", "to": to, "io": len(st["io"]), "ps": str(ps), "n": k})
         fds = dict(self.fds())
         if k > 0 and p["in"] is not None:
@@ -608,7 +609,7 @@ class CommandOps:
 
     def op_PSTAGE_END(self, f, code, ins):
         p = f["t"][str(ins[1])]
-        p["st"].append(self.state["status"])
+        p["st"].append(self.br["status"])
         if p["in"] is not None:
             self.free_buf(p["in"])
         p["in"] = p.pop("out", None)

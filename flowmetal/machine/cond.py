@@ -23,11 +23,11 @@ def file_test(vm, f, op: str, path: str, path2=None) -> bool:
         return vm.cell(path) is not None and (vm.get(path) is not None or
                                               bool(vm.array_values(path)))
     if op == "-o":
-        return bool(vm.state["opts"].get({"errexit": "e", "nounset": "u", "xtrace": "x"}
+        return bool(vm.br["opts"].get({"errexit": "e", "nounset": "u", "xtrace": "x"}
                                          .get(path, path)))
     if op == "-a":
         op = "-e"
-    req = {"op": "test", "test": op, "path": path, "cwd": vm.state["cwd"]}
+    req = {"op": "test", "test": op, "path": path, "cwd": vm.br["cwd"]}
     if path2 is not None:
         req["path2"] = path2
     return bool(vm.effect(f, req).get("result"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flowmetal.lang import ast as A
 from flowmetal.machine.builtins import builtin
 from flowmetal.machine.errors import ShellError
+from flowmetal.machine.state import frame
 
 # Code of the controller frames. Each instruction list is indexed by pc.
 SYS_CODES = {
@@ -122,8 +123,9 @@ def _controller(c, code: str, ctl: dict) -> dict:
     ctl["span"] = [span.start, span.end, span.line, span.col]
     ctl["unit"] = c.code.unit
     ctl["text"] = vm.snippet(c.code, span)
-    return {"c": code, "pc": 0, "b": [], "t": {"ctl": ctl}, "i": None, "k": "ctl",
-            "id": vm.new_id()}
+    f = frame(code, "ctl", id=vm.new_id())
+    f["t"]["ctl"] = ctl
+    return f
 
 
 _RETRY_FLAGS = {"--attempts": "attempts", "--delay": "delay", "--backoff": "backoff",
@@ -229,12 +231,11 @@ class DurableOps:
         ctl = f["t"]["ctl"]
         f["pc"] += 1
         if ctl.get("code"):
-            body = {"c": ctl["code"], "pc": 0, "b": [], "t": {}, "i": None, "k": "block"}
+            body = frame(ctl["code"], "block")
         else:
-            body = {"c": "sys:run", "pc": 0, "b": [], "t": {"argv": list(ctl["argv"]),
-                                                           "span": ctl["span"]},
-                    "i": None, "k": "block", "u": ctl["unit"]}
-        self.state["frames"].append(body)
+            body = frame("sys:run", "block", u=ctl["unit"])
+            body["t"].update(argv=list(ctl["argv"]), span=ctl["span"])
+        self.br["frames"].append(body)
 
     def op_RUNARGV(self, f, code, ins):
         sp = f["t"]["span"]
@@ -245,14 +246,14 @@ class DurableOps:
                            ("CMD", node, 0, None))
 
     def ctl_return(self, f, status: int, msg: str | None = None):
-        st = self.state
+        st = self.br
         st["status"] = status
         if msg:
             st["ctlmsg"] = msg
         st["frames"].pop()
 
     def op_CTL_RET(self, f, code, ins):
-        self.ctl_return(f, self.state["status"])
+        self.ctl_return(f, self.br["status"])
 
     def _clock(self):
         """(True, now) from this instruction's clock effect, or (False, request)."""
@@ -272,15 +273,15 @@ class DurableOps:
         return None
 
     def op_TIMEOUT_FAILED(self, f, code, ins):
-        err = self.state.get("err") or {}
+        err = self.br.get("err") or {}
         ctl = f["t"]["ctl"]
         if err.get("deadline_of") == f["id"]:
             self.ctl_return(f, 124, f"`{ctl['text']}` timed out after {_fmt(ctl['seconds'])}")
             return None
         # the body failed on its own: that failure goes on up
-        self.state["frames"].pop()
+        self.br["frames"].pop()
         from flowmetal.machine.errors import Unwind
-        raise Unwind("raise", err.get("status", self.state["status"]))
+        raise Unwind("raise", err.get("status", self.br["status"]))
 
     # -- retry --------------------------------------------------------------------------------
     def op_RETRY_START(self, f, code, ins):
@@ -295,15 +296,15 @@ class DurableOps:
         return None
 
     def op_RETRY_DONE(self, f, code, ins):
-        if self.state["status"] == 0:
+        if self.br["status"] == 0:
             self.ctl_return(f, 0)
             return None
-        self.state["err"] = None
+        self.br["err"] = None
         f["pc"] = 5          # a non-zero status without an error: judge it as a failure
         return None
 
     def op_RETRY_FAILED(self, f, code, ins):
-        st = self.state
+        st = self.br
         ctl = f["t"]["ctl"]
         if f["i"] is None:
             err = st.get("err") or {}
@@ -346,7 +347,7 @@ class DurableOps:
                 {"kind": "file", "path": t["path"], "mode": "a",
                  "display": t.get("display", t["path"])}
             self.effect(f, {"op": "write", "target": target, "data": note,
-                            "cwd": self.state["cwd"]})
+                            "cwd": self.br["cwd"]})
         elif t["kind"] == "buf":
             pass      # appended below, once: buffers are state, not effects
         self.effect(f, {"op": "sleep", "until": now + delay,

@@ -28,3 +28,15 @@ class NeedEffect(Exception):
     def __init__(self, req: dict):
         super().__init__(req.get("op"))
         self.req = req
+
+
+BLOCKED = {"op": "blocked"}
+"""What an instruction returns when its branch must wait for other branches (no effect)."""
+
+
+class NeedBranches(NeedEffect):
+    """Raised by `wait` when the branches it waits for have not all ended: the branch blocks
+    and the instruction runs again when another branch ends."""
+
+    def __init__(self):
+        super().__init__(BLOCKED)

@@ -269,7 +269,7 @@ class Expander:
         return [(t, True) for t, _ in segs] or [("", True)]
 
     def _unset(self, p: A.Param):
-        if self.vm.state["opts"].get("u"):
+        if self.vm.br["opts"].get("u"):
             name = p.name
             if p.index is not None:
                 name = f"{name}[{self.string(p.index)}]"

@@ -14,7 +14,7 @@ class Variables:
 
     # -- lookup -------------------------------------------------------------------------------
     def cell(self, name: str):
-        for scope in reversed(self.state["scopes"]):
+        for scope in reversed(self.br["scopes"]):
             c = scope.get(name)
             if c is not None:
                 return c
@@ -25,7 +25,7 @@ class Variables:
         if not name[:1].isalpha() and name[:1] != "_":
             return self.get_special(name)
         if name == "PIPESTATUS":
-            return str(self.state["pipestatus"][0])
+            return str(self.br["pipestatus"][0])
         if name in ("RANDOM", "EPOCHSECONDS", "EPOCHREALTIME") and self.cell(name) is None:
             return self.dynamic(name)
         c = self.cell(name)
@@ -41,11 +41,11 @@ class Variables:
         return None
 
     def get_special(self, name: str):
-        st = self.state
+        st = self.br
         if name.isdigit():
             n = int(name)
             if n == 0:
-                return st["argv0"]
+                return self.state["argv0"]
             args = self.positional()
             return args[n - 1] if n <= len(args) else None
         if name == "?":
@@ -53,25 +53,25 @@ class Variables:
         if name == "#":
             return str(len(self.positional()))
         if name == "$":
-            return str(st["pid"])
+            return str(self.state["pid"])
         if name == "-":
             o = st["opts"]
             return "h" + ("e" if o.get("e") else "") + ("u" if o.get("u") else "") + \
                 ("x" if o.get("x") else "") + "B"
         if name == "!":
-            return None
+            return st.get("bg")
         if name in ("@", "*"):
             return " ".join(self.positional())
         return self.get(name)
 
     def positional(self) -> list:
-        for f in reversed(self.state["frames"]):
+        for f in reversed(self.br["frames"]):
             if "a" in f:
                 return f["a"]
         return []
 
     def set_positional(self, args: list):
-        for f in reversed(self.state["frames"]):
+        for f in reversed(self.br["frames"]):
             if "a" in f:
                 f["a"] = list(args)
                 return
@@ -82,7 +82,7 @@ class Variables:
 
     def array_values(self, name: str) -> list:
         if name == "PIPESTATUS":
-            return [str(s) for s in self.state["pipestatus"]]
+            return [str(s) for s in self.br["pipestatus"]]
         c = self.cell(name)
         if c is None:
             return []
@@ -108,7 +108,7 @@ class Variables:
 
     def get_item(self, name: str, key: str):
         if name == "PIPESTATUS":
-            ps = self.state["pipestatus"]
+            ps = self.br["pipestatus"]
             i = int(key)
             return str(ps[i]) if -len(ps) <= i < len(ps) else None
         c = self.cell(name)
@@ -128,7 +128,7 @@ class Variables:
 
     # -- writes -------------------------------------------------------------------------------
     def _writable(self, name: str, span=None, local=False):
-        scopes = self.state["scopes"]
+        scopes = self.br["scopes"]
         if local:
             c = scopes[-1].get(name)
             if c is None:
@@ -219,7 +219,7 @@ class Variables:
         self.set_scalar(name, value)
 
     def unset(self, name: str, span=None):
-        for scope in reversed(self.state["scopes"]):
+        for scope in reversed(self.br["scopes"]):
             c = scope.get(name)
             if c is not None:
                 if c.get("r"):
@@ -251,7 +251,7 @@ class Variables:
 
     def exported_env(self) -> dict:
         env = {}
-        for scope in self.state["scopes"]:
+        for scope in self.br["scopes"]:
             for k, c in scope.items():
                 if c.get("x"):
                     if "s" in c:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from flowmetal.lang import ast as A
 from flowmetal.machine import arith as _arith
 from flowmetal.machine.command import CommandOps
+from flowmetal.machine.branches import BranchOps
 from flowmetal.machine.durable import SYS, DurableOps
 from flowmetal.machine.errors import NeedEffect, ShellError, Unwind
 from flowmetal.machine.expand import Expander
-from flowmetal.machine.state import clone, initial_state
+from flowmetal.machine.state import FORMAT, MAIN, clone, initial_state
 from flowmetal.machine.variables import Variables
 
 __all__ = ["Machine", "initial_state"]
@@ -31,12 +32,16 @@ def _compile(unit: str, text: str, filename: str):
     return u
 
 
-class Machine(Variables, CommandOps, DurableOps):
-    """Advance a job's state; `run(result)` returns the next effect request or a done record."""
+class Machine(Variables, CommandOps, DurableOps, BranchOps):
+    """Advance a job's state: `start()`, then `feed(step, result)` for each completed effect,
+    until `done()` returns the job's done record."""
 
     def __init__(self, state: dict, source: str):
         self.state = state
         self.source = source
+        branches = state["branches"]
+        self.bid = MAIN if MAIN in branches else min(branches, key=int, default=MAIN)
+        self.br = branches.get(self.bid, {})
         self.codes: dict = {}
         self.result = None
         self.has_result = False
@@ -68,6 +73,23 @@ class Machine(Variables, CommandOps, DurableOps):
         self._load_unit(unit)
         return f"{unit}:0"
 
+    def layout(self) -> str:
+        """A hash of the compiled code layout of the main unit and the controllers, with the
+        state format: a snapshot's (code name, pc) positions mean the same only to a machine
+        with the same layout. $FM_LAYOUT_SALT changes it (tests fake another fm version)."""
+        import hashlib
+        import os
+        h = hashlib.sha1(f"{FORMAT}:{os.environ.get('FM_LAYOUT_SALT', '')}".encode())
+        codes = [c for c in self.codes.values() if c.unit == "main"] + list(SYS.values())
+        for c in sorted(codes, key=lambda c: c.name):
+            h.update(c.name.encode())
+            for ins in c.instrs:
+                h.update(ins[0].encode())
+                h.update(repr([x for x in ins[1:] if x is None or type(x) in (int, str, tuple)
+                               and not (type(x) is tuple and x and not isinstance(x[0], int))]
+                              ).encode())
+        return h.hexdigest()[:16]
+
     def code(self, name: str):
         c = self.codes.get(name) or SYS.get(name)
         if c is None:
@@ -76,21 +98,70 @@ class Machine(Variables, CommandOps, DurableOps):
         return c
 
     # -- the loop -----------------------------------------------------------------------------
-    def run(self, result=None) -> dict:
-        st = self.state
-        frames = st["frames"]
-        if st.get("await"):
-            st["await"] = None
-            self.result, self.has_result = result, True
-            if isinstance(result, dict) and result.get("timeout"):
-                done = self.deadline_passed()
-                if done:
-                    return done
-        else:
-            self.result, self.has_result = None, False
+    def start(self) -> list:
+        """Run a job that has not run yet (or every runnable branch of a restored state) until
+        each branch is blocked; returns the new requests (see `feed`)."""
+        return self._settle([])
+
+    def feed(self, step: int, result) -> list:
+        """Hand the result of request `step` to the branch that made it and run every branch
+        that can now run; returns the requests made meanwhile, each as
+        {"step": n, "br": branch id, "req": {...}}. After the last branch ends, `done()` is
+        the job's done record and no request is pending."""
+        for bid, br in self.state["branches"].items():
+            if br["await"] == step:
+                br["await"] = None
+                r = self._run(bid, True, result)
+                return self._settle([r] if r else [])
+        raise KeyError(f"no branch awaits step {step}")
+
+    def done(self):
+        """The job's done record once every branch has ended, else None."""
+        return self.state.get("done")
+
+    def pending(self) -> dict:
+        """{step: branch id} of the requests the branches await."""
+        return {br["await"]: bid for bid, br in self.state["branches"].items()
+                if br["await"] is not None}
+
+    def _settle(self, out: list) -> list:
+        """Run every branch that is neither awaiting an effect nor blocked, in id order, until
+        none is left; a branch's requests are appended to `out`."""
+        branches = self.state["branches"]
+        again = True
+        while again:
+            again = False
+            for bid in sorted(branches, key=int):
+                br = branches.get(bid)
+                if br is None or br["await"] is not None or br.get("blocked"):
+                    continue
+                again = True
+                if "final" in br:
+                    self.close_branch(bid)
+                    continue
+                r = self._run(bid)
+                if r is not None:
+                    out.append(r)
+        return out
+
+    def _select(self, bid: str):
+        self.bid = bid
+        self.br = self.state["branches"][bid]
+
+    def _run(self, bid: str, has_result: bool = False, result=None):
+        """Run branch `bid` until it makes a request (returned as a pending entry), blocks or
+        ends (None)."""
+        self._select(bid)
+        st, br = self.state, self.br
+        frames = br["frames"]
+        self.result, self.has_result = result, has_result
+        if has_result and isinstance(result, dict) and result.get("timeout"):
+            done = self.deadline_passed()
+            if done:
+                return self.end_branch(done)
         while True:
             if not frames:
-                return {"op": "done", "status": st["status"]}
+                return self.end_branch({"op": "done", "status": br["status"]})
             f = frames[-1]
             code = self.codes.get(f["c"]) or self.code(f["c"])
             self.cur = (code, f)
@@ -100,51 +171,64 @@ class Machine(Variables, CommandOps, DurableOps):
             except ShellError as e:
                 done = self.raise_error(f, code, e)
                 if done:
-                    return done
+                    return self.end_branch(done)
                 continue
             except Unwind as u:
                 done = self.unwind(u.kind, u.value)
                 if done:
-                    return done
+                    return self.end_branch(done)
                 continue
             if req is not None:
-                if req["op"] == "done":
-                    return req
+                op = req["op"]
+                if op == "done":
+                    return self.end_branch(req)
+                if op == "blocked":
+                    br["blocked"] = 1
+                    return None
                 st["step"] += 1
-                st["await"] = True
+                br["await"] = st["step"]
                 deadline = None
                 for fr in frames:
                     if "dl" in fr and (deadline is None or fr["dl"] < deadline):
                         deadline = fr["dl"]
                 if deadline is not None:
                     req["deadline"] = deadline
-                return req
+                return {"step": st["step"], "br": bid, "req": req}
 
-    def cancel(self, reason: str) -> dict:
-        """Cancel the job where it stands (Ctrl-C, `fm cancel`): the pending effect, if any, is
-        abandoned; no `catch` or condition handles the cancellation, every `finally` on the way
-        out runs. Returns the next request (a finally's effect) or the done record (status
-        130, "cancelled": true)."""
+    def cancel(self, reason: str) -> list:
+        """Cancel the job where it stands (Ctrl-C, `fm cancel`): every branch's pending effect
+        is abandoned; no `catch` or condition handles the cancellation, every `finally` on the
+        way out runs (in every branch). Returns the requests made meanwhile (finally blocks'
+        effects); the job's done record then has status 130 and "cancelled"."""
         st = self.state
-        st["await"] = None
-        self.has_result = False
         st["cancelled"] = reason
-        st["err"] = {"status": 130, "message": reason, "unit": "main"}
-        done = self.unwind("cancel", 130)
-        return done if done else self.run()
+        for bid in sorted(st["branches"], key=int):
+            self._select(bid)
+            br = self.br
+            br["await"] = None
+            br.pop("blocked", None)
+            br["cancelled"] = reason
+            br["err"] = {"status": 130, "message": reason, "unit": "main"}
+            if "final" in br:
+                continue
+            self.has_result = False
+            done = self.unwind("cancel", 130)
+            if done:
+                self.end_branch(done)
+        return self._settle([])
 
     def deadline_passed(self):
         """A durable deadline passed during (or before) the last effect: raise status 124 from
-        where the job is, to be caught by the `timeout` (or `retry --timeout`) that set it."""
+        where the branch is, to be caught by the `timeout` (or `retry --timeout`) that set it."""
         self.has_result = False
-        frames = self.state["frames"]
+        frames = self.br["frames"]
         owner = min((fr for fr in frames if "dl" in fr), key=lambda fr: fr["dl"], default=None)
         if owner is None:
             return None
         ctl = owner["t"].get("ctl", {})
-        self.state["err"] = {"status": 124, "message": f"`{ctl.get('text', 'timeout')}` timed out",
-                             "unit": ctl.get("unit", "main"), "span": ctl.get("span"),
-                             "deadline_of": owner["id"]}
+        self.br["err"] = {"status": 124, "message": f"`{ctl.get('text', 'timeout')}` timed out",
+                          "unit": ctl.get("unit", "main"), "span": ctl.get("span"),
+                          "deadline_of": owner["id"]}
         return self.unwind("raise", 124)
 
     def take_result(self):
@@ -187,13 +271,13 @@ class Machine(Variables, CommandOps, DurableOps):
         return rec
 
     def raise_error(self, f, code, e: ShellError):
-        self.state["err"] = self.error_record(code, e)
+        self.br["err"] = self.error_record(code, e)
         return self.unwind("raise", e.status)
 
     def unwind(self, kind: str, value):
         """Pop blocks and frames until something handles `kind`; returns a done record when
         nothing does."""
-        st = self.state
+        st = self.br
         frames = st["frames"]
         while frames:
             f = frames[-1]
@@ -240,7 +324,7 @@ class Machine(Variables, CommandOps, DurableOps):
                 elif t == "s":
                     self.restore(b["save"])
                     if b.get("cap") is not None:
-                        buf = st["bufs"].pop(b["cap"], {"d": ""})
+                        buf = self.state["bufs"].pop(b["cap"], {"d": ""})
                         if kind == "exit" and value == 0:
                             f["t"][b["slot"]] = buf["d"].rstrip("\n")
                             st["status"] = 0
@@ -263,7 +347,7 @@ class Machine(Variables, CommandOps, DurableOps):
             frames.pop()
             if f.get("sc"):
                 st["scopes"].pop()
-            if fk == "main":
+            if fk in ("main", "br"):
                 if st.get("cancelled"):
                     done = {"op": "done", "status": 130, "cancelled": st["cancelled"]}
                     if kind == "raise" and st.get("err", {}).get("status") != 130:
@@ -280,7 +364,7 @@ class Machine(Variables, CommandOps, DurableOps):
         return {"op": "done", "status": st["status"]}
 
     def set_fm_error(self):
-        err = self.state.get("err") or {}
+        err = self.br.get("err") or {}
         text = err.get("message", "")
         span = err.get("span")
         if span:
@@ -290,13 +374,13 @@ class Machine(Variables, CommandOps, DurableOps):
 
     # -- io table -----------------------------------------------------------------------------
     def fds(self) -> dict:
-        return self.state["io"][-1]["fds"]
+        return self.br["io"][-1]["fds"]
 
     def push_io(self, fds: dict, own=()):
-        self.state["io"].append({"fds": fds, "own": list(own)})
+        self.br["io"].append({"fds": fds, "own": list(own)})
 
     def truncate_io(self, depth: int):
-        io = self.state["io"]
+        io = self.br["io"]
         while len(io) > depth:
             layer = io.pop()
             for b in layer["own"]:
@@ -316,12 +400,12 @@ class Machine(Variables, CommandOps, DurableOps):
 
     # -- scopes (subshells and $(...)) --------------------------------------------------------
     def save(self) -> dict:
-        st = self.state
+        st = self.br
         return {"scopes": clone(st["scopes"]), "funcs": dict(st["funcs"]), "cwd": st["cwd"],
                 "opts": dict(st["opts"]), "a": list(self.positional())}
 
     def restore(self, saved: dict):
-        st = self.state
+        st = self.br
         depth = len(st["scopes"])
         st["scopes"] = saved["scopes"][:depth] if len(saved["scopes"]) >= depth \
             else saved["scopes"]
@@ -339,7 +423,7 @@ class Machine(Variables, CommandOps, DurableOps):
             code, f = self.cur
             expr = "".join(t for t, _ in Expander(self, code, f).segments(text.parts, True))
         try:
-            return _arith.evaluate(expr, self, nounset=bool(self.state["opts"].get("u")))
+            return _arith.evaluate(expr, self, nounset=bool(self.br["opts"].get("u")))
         except _arith.ArithError as e:
             sp = text.span
             off = min(max(e.offset, 0), max(len(text.text) - 1, 0))
@@ -349,13 +433,13 @@ class Machine(Variables, CommandOps, DurableOps):
 
     # -- instructions: control ----------------------------------------------------------------
     def op_END(self, f, code, ins):
-        frames = self.state["frames"]
-        if f["k"] == "main":
+        frames = self.br["frames"]
+        if f["k"] in ("main", "br"):
             frames.pop()
-            return {"op": "done", "status": self.state["status"]}
+            return {"op": "done", "status": self.br["status"]}
         frames.pop()
         if f.get("sc"):
-            self.state["scopes"].pop()
+            self.br["scopes"].pop()
         if f["k"] in ("eval", "src"):
             self.forget_unit(f["c"].rsplit(":", 1)[0])
         return None
@@ -365,9 +449,10 @@ class Machine(Variables, CommandOps, DurableOps):
         of distinct `eval`s does not grow the state (and every snapshot) without bound."""
         prefix = unit + ":"
         st = self.state
-        if any(fr["c"].startswith(prefix) for fr in st["frames"]) or \
-                any(c.startswith(prefix) for c in st["funcs"].values()):
-            return
+        for br in st["branches"].values():
+            if any(fr["c"].startswith(prefix) for fr in br["frames"]) or \
+                    any(c.startswith(prefix) for c in br["funcs"].values()):
+                return
         st["units"].pop(unit, None)
 
     def op_RET(self, f, code, ins):
@@ -377,21 +462,21 @@ class Machine(Variables, CommandOps, DurableOps):
         f["pc"] = ins[1]
 
     def op_JF(self, f, code, ins):
-        f["pc"] = ins[1] if self.state["status"] != 0 else f["pc"] + 1
+        f["pc"] = ins[1] if self.br["status"] != 0 else f["pc"] + 1
 
     def op_JT(self, f, code, ins):
-        f["pc"] = ins[1] if self.state["status"] == 0 else f["pc"] + 1
+        f["pc"] = ins[1] if self.br["status"] == 0 else f["pc"] + 1
 
     def op_STATUS(self, f, code, ins):
-        self.state["status"] = ins[1]
+        self.br["status"] = ins[1]
         f["pc"] += 1
 
     def op_NEG(self, f, code, ins):
-        self.state["status"] = 0 if self.state["status"] else 1
+        self.br["status"] = 0 if self.br["status"] else 1
         f["pc"] += 1
 
     def op_HANDLER(self, f, code, ins):
-        b = {"t": "h", "to": ins[1], "io": len(self.state["io"])}
+        b = {"t": "h", "to": ins[1], "io": len(self.br["io"])}
         if len(ins) > 2 and ins[2] == "catch":
             b["catch"] = 1
         f["b"].append(b)
@@ -405,7 +490,7 @@ class Machine(Variables, CommandOps, DurableOps):
         f["pc"] += 1
 
     def op_LOOP(self, f, code, ins):
-        f["b"].append({"t": "l", "brk": ins[1], "cont": ins[2], "io": len(self.state["io"])})
+        f["b"].append({"t": "l", "brk": ins[1], "cont": ins[2], "io": len(self.br["io"])})
         f["pc"] += 1
 
     def op_FORNEXT(self, f, code, ins):
@@ -425,26 +510,26 @@ class Machine(Variables, CommandOps, DurableOps):
         f["pc"] += 1
 
     def op_FINALLY(self, f, code, ins):
-        f["b"].append({"t": "f", "to": ins[1], "io": len(self.state["io"])})
+        f["b"].append({"t": "f", "to": ins[1], "io": len(self.br["io"])})
         f["pc"] += 1
 
     def op_FIN_ENTER(self, f, code, ins):
         b = f["b"].pop()
         self.truncate_io(b["io"])
-        f.setdefault("pend", []).append({"k": None, "st": self.state["status"]})
+        f.setdefault("pend", []).append({"k": None, "st": self.br["status"]})
         f["pc"] += 1
 
     def op_FIN_END(self, f, code, ins):
         p = f["pend"].pop()
         if not f["pend"]:
             del f["pend"]
-        self.state["status"] = p["st"]
+        self.br["status"] = p["st"]
         f["pc"] += 1
         if p["k"] is not None:
             raise Unwind(p["k"], p["v"])
 
     def op_SCOPE(self, f, code, ins):
-        f["b"].append({"t": "s", "io": len(self.state["io"]), "save": self.save(),
+        f["b"].append({"t": "s", "io": len(self.br["io"]), "save": self.save(),
                        "end": ins[1]})
         f["pc"] += 1
 
@@ -455,7 +540,7 @@ class Machine(Variables, CommandOps, DurableOps):
         f["pc"] += 1
 
     def op_CHECK(self, f, code, ins):
-        st = self.state
+        st = self.br
         f["pc"] += 1
         if st["status"] != 0 and st["opts"].get("e"):
             node = ins[1]
@@ -465,7 +550,7 @@ class Machine(Variables, CommandOps, DurableOps):
     def op_CAPBEGIN(self, f, code, ins):
         cs = ins[1]
         bid = self.new_buf()
-        st = self.state
+        st = self.br
         b = {"t": "s", "io": len(st["io"]), "save": self.save(), "cap": bid,
              "slot": str(ins[2]), "end": ins[3], "unit": code.unit, "span": [cs.span.start, cs.span.end, cs.span.line,
                                          cs.span.col]}
@@ -482,12 +567,12 @@ class Machine(Variables, CommandOps, DurableOps):
         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
         # as in bash, NUL bytes are dropped: no argument or variable can hold one
         f["t"][str(ins[1])] = buf["d"].replace("\0", "").rstrip("\n")
-        f["t"]["cst"] = self.state["status"]
+        f["t"]["cst"] = self.br["status"]
         f["pc"] += 1
 
     def op_FUNC(self, f, code, ins):
-        self.state["funcs"][ins[1]] = ins[2]
-        self.state["status"] = 0
+        self.br["funcs"][ins[1]] = ins[2]
+        self.br["status"] = 0
         f["pc"] += 1
 
     def op_UNSUPPORTED(self, f, code, ins):
@@ -500,7 +585,7 @@ class Machine(Variables, CommandOps, DurableOps):
         else:
             v = self.arith(text)
         if sets:
-            self.state["status"] = 0 if v != 0 else 1
+            self.br["status"] = 0 if v != 0 else 1
         f["pc"] += 1
 
     def op_CASEWORD(self, f, code, ins):
@@ -525,9 +610,9 @@ class Machine(Variables, CommandOps, DurableOps):
         if not ok:
             return val
         f["i"] = None
-        self.state["status"] = 0 if val else 1
+        self.br["status"] = 0 if val else 1
         f["pc"] += 1
-        if not val and self.state["opts"].get("e"):
+        if not val and self.br["opts"].get("e"):
             node = ins[1]
             raise ShellError(1, f"`{self.snippet(code, node.span)}` is false", node.span)
 

@@ -147,10 +147,13 @@ class JobJournal:
 
 
 class Runner:
-    """One job being driven by this process: it holds the job's lock and journal."""
+    """One job being driven by this process: it holds the job's lock and journal.
+
+    `pending` maps each step the machine awaits to {"br", "req", "started"}: the request and
+    whether its effect.started is journaled (then, at resume, it runs again: G2)."""
 
     def __init__(self, job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, machine,
-                 term, since_snapshot: int | None, base_env: dict):
+                 term, since_snapshot: int | None, base_env: dict, layout: str):
         self.base_env = base_env
         self.job_id = job_id
         self.job_dir = job_dir
@@ -158,69 +161,122 @@ class Runner:
         self.journal = journal
         self.machine = machine
         self.term = term
+        self.layout = layout
+        self.pending: dict = {}
         # Requests completed since the last snapshot; None when the journal has no snapshot yet.
         self.since_snapshot = since_snapshot
 
-    def run(self, req: dict, *, rerun: bool = False) -> int:
-        """Run live from the pending request `req` to the end; returns the job's exit status.
+    def add(self, entries: list) -> None:
+        """Note new requests of the machine (pending entries from start/feed/cancel)."""
+        for e in entries:
+            self.pending[e["step"]] = {"br": e["br"], "req": e["req"], "started": False}
 
-        `rerun`: `req` was journaled as started by an earlier run that died before its result:
-        it runs again (G2), and its effect.started says so.
-        """
+    def run(self) -> int:
+        """Run live from the pending requests to the end; returns the job's exit status."""
+        from .scheduler import CancelToken, Scheduler
         m = self.machine
-        cancelled = bool(m.state.get("cancelled"))
+        token = CancelToken()
+        sched = Scheduler(self.term, token)
+        _FOREGROUND[0] = (token, sched)
+        old = _install(_on_cancel_signal)
         try:
-            signal.signal(signal.SIGUSR1, _raise_interrupt)
-        except ValueError:
-            pass     # not the main thread (a test driving a runner): no `fm cancel` by signal
-        while True:
-            try:
-                req = self._drive(req, rerun)
-                break
-            except KeyboardInterrupt:
-                # Ctrl-C: the foreground child died of the same SIGINT. The first one cancels
-                # the job, and its `finally` blocks still run (journaled like any step); a
-                # second one stops at once.
-                rerun = False
-                if cancelled:
-                    self.journal.append("job.cancelled", {"status": CANCELLED_STATUS,
-                                                          "step": m.state.get("step", 0),
-                                                          "reason": "interrupted (SIGINT)"})
-                    return CANCELLED_STATUS
-                cancelled = True
-                reason = _CANCELLED_BY[0]
-                self.journal.append("cancel", {"step": m.state.get("step", 0),
-                                               "reason": reason})
-                req = _machine_step(lambda: m.cancel(reason))
-        # Outside the try: a Ctrl-C after the final record must not append a second one.
-        return self._finish(req)
+            while m.done() is None:
+                self._launch(sched)
+                if m.done() is not None:
+                    break
+                if not sched.outstanding():
+                    raise RuntimeError("the machine awaits nothing but has not ended")
+                try:
+                    got = sched.next()
+                except KeyboardInterrupt:
+                    if getattr(token, "second", False):
+                        raise
+                    got = None      # the first one, inside an effect that does not poll
+                if got is None or token.is_set():
+                    token, sched = self._cancel(token, sched)
+                    continue
+                step, res = got
+                self._complete(step, res)
+        except KeyboardInterrupt:
+            # A second Ctrl-C (or `fm cancel`) while the first one's `finally` blocks run:
+            # stop at once.
+            self.journal.append("job.cancelled", {"status": CANCELLED_STATUS,
+                                                  "step": m.state.get("step", 0),
+                                                  "reason": _reason(token)})
+            return CANCELLED_STATUS
+        finally:
+            if token.is_set():
+                sched.abandon()
+            sched.close()
+            _FOREGROUND[0] = None
+            _install(old)
+        return self._finish(m.done())
 
-    def _drive(self, req: dict, rerun: bool) -> dict:
-        """Perform requests until the machine is done; returns its done record."""
-        from ..connectors import perform
-
-        m = self.machine
-        while req.get("op") != "done":
-            step = m.state["step"]
+    def _launch(self, sched) -> None:
+        """Journal each new request as started (snapshotting first when due) and submit it."""
+        for step in sorted(self.pending):
+            p = self.pending[step]
+            if p.get("submitted"):
+                continue
             if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
-                # Not synced: the effect.done below syncs it along with effect.started.
-                self.journal.append("snapshot", {"step": step, "state": m.state,
-                                                 "req": compact(req, self.base_env)},
-                                    sync=False)
-                self.since_snapshot = 0
+                self._snapshot()
+            req = p["req"]
             started = {"step": step, "req": compact(req, self.base_env)}
-            unknown = rerun and req.get("once") is True
+            if p["br"] != MAIN_BRANCH:
+                started["br"] = p["br"]
+            rerun = p["started"]
             if rerun:
                 started["rerun"] = True
-                rerun = False
             self.journal.append("effect.started", started, sync=False)
-            # `once` (at-most-once): an interrupted run may have done its work, so it is not
-            # run again; the machine gets status 125, "outcome unknown", instead.
-            res = unknown_outcome(req) if unknown else perform(req, self.term)
-            self.journal.append("effect.done", {"step": step, "res": res})
-            self.since_snapshot += 1
-            req = _machine_step(lambda: m.run(res))
-        return req
+            p["started"] = p["submitted"] = True
+            if rerun and req.get("once") is True:
+                # `once` (at-most-once): an interrupted run may have done its work, so it is
+                # not run again; the machine gets status 125, "outcome unknown", instead.
+                self._complete(step, unknown_outcome(req))
+                self._launch(sched)
+                return
+            sched.submit(step, req)
+
+    def _snapshot(self) -> None:
+        """Journal the machine's whole state and the requests it awaits (not synced: the
+        next effect.done syncs it)."""
+        pend = []
+        for step in sorted(self.pending):
+            p = self.pending[step]
+            pend.append({"step": step, "br": p["br"], "req": compact(p["req"], self.base_env),
+                         "started": p["started"]})
+        self.journal.append("snapshot", {"step": self.machine.state["step"],
+                                         "state": self.machine.state, "pending": pend,
+                                         "layout": self.layout, "version": __version__},
+                            sync=False)
+        self.since_snapshot = 0
+
+    def _complete(self, step: int, res: dict) -> None:
+        """Journal a result (fsync'd) and feed it to the machine."""
+        p = self.pending.pop(step)
+        done = {"step": step, "res": res}
+        if p["br"] != MAIN_BRANCH:
+            done["br"] = p["br"]
+        self.journal.append("effect.done", done)
+        self.since_snapshot += 1
+        self.add(_machine_step(lambda: self.machine.feed(step, res)))
+
+    def _cancel(self, token, sched):
+        """The first Ctrl-C or `fm cancel`: abandon every effect in flight, journal the
+        cancellation, and let every branch run its `finally` blocks under a new token."""
+        from .scheduler import CancelToken, Scheduler
+        reason = _reason(token)
+        sched.abandon()
+        sched.close()
+        self.journal.append("cancel", {"step": self.machine.state.get("step", 0),
+                                       "reason": reason})
+        self.pending.clear()
+        self.add(_machine_step(lambda: self.machine.cancel(reason)))
+        token = CancelToken()
+        token.second = True
+        sched = Scheduler(self.term, token)
+        _FOREGROUND[0] = (token, sched)
+        return token, sched
 
     def _finish(self, req: dict) -> int:
         """Journal the end of the job and print its error, if any; returns the status."""
@@ -263,13 +319,47 @@ class Runner:
 # SIGINT): both cancel the job. Held off while a record is written or the machine steps.
 _CANCEL_SIGNALS = {signal.SIGINT, signal.SIGUSR1}
 
+MAIN_BRANCH = "0"
 
-_CANCELLED_BY = ["interrupted (SIGINT)"]
+_FOREGROUND: list = [None]
+"""(cancel token, scheduler) of the job this process runs in the foreground: the one thing a
+signal handler may touch."""
 
 
-def _raise_interrupt(signum, frame):
-    _CANCELLED_BY[0] = "cancelled (fm cancel)"
-    raise KeyboardInterrupt
+def _on_cancel_signal(signum, frame):
+    """Ctrl-C or `fm cancel`: set the job's cancel token (the effects in flight see it and
+    stop). A second one while the first one's `finally` blocks run stops at once; so does the
+    first one while the runner's own thread is inside a blocking effect that does not poll."""
+    fg = _FOREGROUND[0]
+    reason = "interrupted (SIGINT)" if signum == signal.SIGINT else "cancelled (fm cancel)"
+    if fg is None:
+        raise KeyboardInterrupt
+    token, sched = fg
+    if getattr(token, "second", False):
+        token.reason = reason
+        raise KeyboardInterrupt
+    token.set(reason)
+    if sched.inline:
+        raise KeyboardInterrupt
+
+
+def _install(handlers):
+    """Set the handler of SIGINT and SIGUSR1 (one for both, or a dict as returned); returns
+    the old ones. Outside the main thread (a test driving a runner) nothing changes."""
+    old = {}
+    for sig in _CANCEL_SIGNALS:
+        new = handlers.get(sig) if isinstance(handlers, dict) else handlers
+        if new is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, new)
+        except ValueError:
+            pass
+    return old
+
+
+def _reason(token) -> str:
+    return token.reason or "interrupted (SIGINT)"
 
 
 def _machine_step(fn):
@@ -344,8 +434,9 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
         raise
     try:
         runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
-                        base_env=env)
-        return runner.run(machine.run())
+                        base_env=env, layout=machine.layout())
+        runner.add(_machine_step(machine.start))
+        return runner.run()
     except BaseException as e:
         _tag(e, job_dir)
         raise
@@ -374,14 +465,14 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
         if last["kind"] in TERMINAL_KINDS:
             status = last.get("status", "?")
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
-        runner, pending, rerun = replay(job_id, job_dir, lock, JobJournal(journal, created=False),
-                                        first, snap, after, term, config=config)
+        runner = replay(job_id, job_dir, lock, JobJournal(journal, created=False),
+                        first, snap, after, term, config=config, everything=journal.records)
         if cancel is not None and not runner.machine.state.get("cancelled"):
             runner.journal.append("cancel", {"step": runner.machine.state.get("step", 0),
                                              "reason": cancel})
-            pending = _machine_step(lambda: runner.machine.cancel(cancel))
-            rerun = False
-        return runner.run(pending, rerun=rerun)
+            runner.pending.clear()
+            runner.add(_machine_step(lambda: runner.machine.cancel(cancel)))
+        return runner.run()
     except BaseException as e:
         _tag(e, job_dir)
         raise
@@ -392,57 +483,71 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
 
 
 def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first: dict,
-           snap: dict | None, after: list[dict], term, *, config: Config | None = None):
-    """Rebuild the machine from the last snapshot and the records after it.
+           snap: dict | None, after: list[dict], term, *, config: Config | None = None,
+           everything=None) -> Runner:
+    """Rebuild the machine from the last snapshot and the records after it, and return a
+    runner holding it with the requests it awaits (those journaled as started run again).
 
-    Without a snapshot the initial state is rebuilt with the settings job.started recorded
-    (a journal from before they were recorded: those of `config`, else the defaults).
-
-    Returns (runner, pending request, whether that request was started but has no result).
+    A snapshot written by a machine whose compiled layout differs from this one's (another fm
+    version, or one from before layouts were recorded) is not loaded: the job is replayed from
+    its start record through every recorded result, `everything()` giving all the records.
+    Without a usable snapshot the initial state is rebuilt with the settings job.started
+    recorded (a journal from before they were recorded: those of `config`, else the defaults).
     """
     Machine, initial_state = _machine_api()
     source = first["source"]
-    if snap is not None:
-        machine = Machine(snap["state"], source=source)
-        pending, step = expand(snap["req"], first["env"]), snap["step"]
-        since = 0
+    settings = first.get("settings")
+    if not isinstance(settings, dict):
+        settings = settings_of(config or Config())
+    state = initial_state(settings=settings, job=job_id, argv=list(first["argv"]),
+                          env=dict(first["env"]), cwd=first["cwd"], filename=first["filename"],
+                          pid=first.get("pid"))
+    machine = Machine(state, source=source)
+    layout = machine.layout()
+    runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
+                    base_env=first["env"], layout=layout)
+    if snap is not None and snap.get("layout") == layout:
+        runner.machine = machine = Machine(snap["state"], source=source)
+        for p in snap["pending"]:
+            runner.pending[p["step"]] = {"br": p["br"], "req": expand(p["req"], first["env"]),
+                                         "started": p["started"]}
+        runner.since_snapshot = 0
+        note = ""
     else:
-        settings = first.get("settings")
-        if not isinstance(settings, dict):
-            settings = settings_of(config or Config())
-        state = initial_state(settings=settings, job=job_id, argv=list(first["argv"]),
-                               env=dict(first["env"]), cwd=first["cwd"],
-                               filename=first["filename"], pid=first.get("pid"))
-        machine = Machine(state, source=source)
-        pending = machine.run()
-        step = machine.state["step"]
-        since = None
-    started = False
+        if snap is not None and everything is not None:
+            after = [r for r in everything() if r["seq"] > 0]
+        runner.add(machine.start())
+        note = "" if snap is None else (
+            f" (the job was started by fm {first.get('version', '?')}, whose compiled program "
+            f"differs from this fm {__version__}'s)")
     for rec in after:
-        kind = rec["kind"]
-        if kind == "effect.started":
-            if (pending.get("op") == "done" or rec.get("step") != step
-                    or rec.get("req") != _canon(compact(pending, first["env"]))):
-                raise _diverged(job_dir, rec, pending, step)
-            started = True
-        elif kind == "cancel":
-            # Ctrl-C reached the job here: the pending effect was abandoned
-            pending = machine.cancel(rec.get("reason", "cancelled"))
-            step = machine.state["step"]
-            started = False
-        elif kind == "effect.done":
-            if not started or rec.get("step") != step:
-                raise _diverged(job_dir, rec, pending, step)
-            pending = machine.run(rec.get("res"))
-            step = machine.state["step"]
-            started = False
-            if since is not None:
-                since += 1
-        # Other kinds (snapshots cannot follow the last one; later versions add kinds) carry
-        # nothing the machine needs.
-    runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=since,
-                    base_env=first["env"])
-    return runner, pending, started
+        _replay_record(runner, rec, first["env"], note)
+    return runner
+
+
+def _replay_record(runner: Runner, rec: dict, env: dict, note: str) -> None:
+    """Apply one journal record to a runner being rebuilt."""
+    kind = rec["kind"]
+    pending = runner.pending
+    if kind == "effect.started":
+        p = pending.get(rec.get("step"))
+        if p is None or rec.get("req") != _canon(compact(p["req"], env)):
+            raise _diverged(runner.job_dir, rec, p, note)
+        p["started"] = True
+    elif kind == "effect.done":
+        step = rec.get("step")
+        p = pending.get(step)
+        if p is None or not p["started"]:
+            raise _diverged(runner.job_dir, rec, p, note)
+        del pending[step]
+        runner.add(runner.machine.feed(step, rec.get("res")))
+        if runner.since_snapshot is not None:
+            runner.since_snapshot += 1
+    elif kind == "cancel":
+        # Ctrl-C reached the job here: the effects in flight were abandoned
+        pending.clear()
+        runner.add(runner.machine.cancel(rec.get("reason", "cancelled")))
+    # Other kinds (snapshots, later versions' kinds) carry nothing the machine needs.
 
 
 def _describe(req: dict) -> str:
@@ -451,16 +556,17 @@ def _describe(req: dict) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _diverged(job_dir: Path, rec: dict, pending: dict, step) -> DivergenceError:
+def _diverged(job_dir: Path, rec: dict, pending: dict | None, note: str) -> DivergenceError:
     """The error for a record that the re-run program does not match."""
     where = f"{job_dir / JOURNAL}:{rec['seq'] + 1}"
+    step = rec.get("step")
     if rec["kind"] == "effect.started":
-        what = (f"recorded {_describe(rec.get('req'))}, "
-                f"but the program now asks for {_describe(pending)}")
+        now = _describe(pending["req"]) if pending else "nothing at that step"
+        what = f"recorded {_describe(rec.get('req'))}, but the program now asks for {now}"
     else:
-        what = f"a result for step {rec.get('step')} without its request (expected step {step})"
+        what = f"a result for step {step} without its request"
     return DivergenceError(
-        f"journal diverges from the program at step {rec.get('step', step)} ({where}): {what}; "
+        f"journal diverges from the program at step {step} ({where}): {what}{note}; "
         "the job cannot be resumed safely (please report)")
 
 

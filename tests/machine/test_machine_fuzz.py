@@ -25,6 +25,12 @@ EXTRA = [
     "echo '{\"a\":1}' | json get .a\n", "a=([k]=v [2]=x)\n",
 ]
 
+BRANCHES = [
+    "sleep 1 &\n", "{ echo a; false; } &\n", "f() { echo $1; }; f x & f y &\n", "wait\n",
+    "wait $!\n", "wait -n || echo $?\n", "x=$(echo a &)\n", "( true & ); wait\n",
+    "retry --attempts 2 { false; } &\n", "echo a | cat &\n", "exit 3 &\n",
+]
+
 
 def fake(req):
     op = req["op"]
@@ -40,20 +46,26 @@ def fake(req):
             "sleep": {"now": 1000.0}, "random": {"int": 7, "float": 0.5}}.get(op, {})
 
 
-def run(text):
+def run(text, order=None):
+    """Drive the machine to its end with a fake world. With several requests outstanding
+    (durable branches), `order` (a list of ints) picks which completes next."""
     state = initial_state(job="j-000000", argv=["t.fm", "a", "b"], env={"PATH": "/bin"},
                           cwd="/tmp", filename="t.fm", pid=1)
     try:
         m = Machine(state, text)
     except ParseError:
         return
-    req = m.run()
+    pending = m.start()
+    picks = iter(order or ())
     for _ in range(300):
-        if req["op"] == "done":
-            assert isinstance(req["status"], int)
+        if not pending:
+            done = m.done()
+            assert done is not None and isinstance(done["status"], int)
             return
+        assert {p["step"] for p in pending} == set(m.pending())
         json.dumps(m.state)             # plain JSON at every effect boundary
-        req = m.run(fake(req))
+        p = pending.pop(next(picks, 0) % len(pending))
+        pending += m.feed(p["step"], fake(p["req"]))
 
 
 @fast(400)
@@ -66,3 +78,10 @@ def test_valid_scripts_run(text):
 @given(mutated())
 def test_mutated_scripts_run(text):
     run(text)
+
+
+@fast(400)
+@given(st.lists(st.sampled_from(SEEDS + EXTRA + BRANCHES), min_size=1, max_size=6).map("".join),
+       st.lists(st.integers(0, 7), max_size=40))
+def test_scripts_with_branches_run(text, order):
+    run(text, order)

@@ -32,12 +32,32 @@ class Machine:
             raise KeyError(unit)
         return self.source, self.state["filename"]
 
+    def layout(self):
+        return "fake"
+
+    def done(self):
+        return self.state.get("done")
+
     def cancel(self, reason):
         """Like the real machine with no `finally` to run: done, status 130."""
         self.state["cancelled"] = reason
-        return {"op": "done", "status": 130, "cancelled": reason}
+        self.state["done"] = {"op": "done", "status": 130, "cancelled": reason}
+        return []
 
-    def run(self, res=None):
+    def start(self):
+        return self._next(self._step(None))
+
+    def feed(self, step, res):
+        assert step == self.state["step"], (step, self.state["step"])
+        return self._next(self._step(res))
+
+    def _next(self, req):
+        if req["op"] == "done":
+            self.state["done"] = req
+            return []
+        return [{"step": self.state["step"], "br": "0", "req": req}]
+
+    def _step(self, res=None):
         s = self.state
         if s["awaiting"] == "exec":
             if res["status"] != [0]:

@@ -64,7 +64,7 @@ def test_a_real_job_and_its_journal(script, home):
     job_id, path = only_job(home)
     recs = records(path)
     assert recs[0]["kind"] == "job.started" and recs[0]["argv"] == ["s.fm"]
-    assert recs[1]["kind"] == "snapshot" and recs[1]["req"] == recs[2]["req"]
+    assert recs[1]["kind"] == "snapshot" and recs[1]["pending"][0]["req"] == recs[2]["req"]
     assert recs[-1]["kind"] == "job.finished" and recs[-1]["status"] == 0
     assert lines(script / "counter") == ["1", "2", "3"]
     # FM_STEP_KEY is the job id and the step of the request.

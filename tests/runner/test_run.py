@@ -68,8 +68,9 @@ def test_a_job_runs_and_is_journaled(fake, work, home, monkeypatch):
     assert first["argv"] == ["count.fm", "3"] and first["source"] == "echo fake\n"
     assert first["cwd"] == str(work) and first["env"]["FM_HOME"] == str(home)
     snap = recs[1]
-    assert snap["step"] == 1 and snap["req"]["op"] == "exec" and snap["state"]["step"] == 1
-    assert snap["req"] == recs[2]["req"]
+    [pend] = snap["pending"]
+    assert snap["step"] == 1 and pend["req"]["op"] == "exec" and snap["state"]["step"] == 1
+    assert pend["req"] == recs[2]["req"] and pend["step"] == 1 and pend["started"] is False
     assert [r["step"] for r in recs[2:10]] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert recs[-1] == {**recs[-1], "kind": "job.finished", "status": 0, "step": 4}
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"

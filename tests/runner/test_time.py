@@ -36,6 +36,29 @@ class Machine:
     def unit_source(self, unit):
         raise KeyError(unit)
 
+    # the machine API (one branch, one request at a time) over run()
+    def layout(self):
+        return "time"
+
+    def done(self):
+        return self.state.get("done")
+
+    def start(self):
+        return self._pending(self.run())
+
+    def feed(self, step, res):
+        return self._pending(self.run(res))
+
+    def cancel(self, reason):
+        self.state["done"] = {"op": "done", "status": 130, "cancelled": reason}
+        return []
+
+    def _pending(self, req):
+        if req["op"] == "done":
+            self.state["done"] = req
+            return []
+        return [{"step": self.state["step"], "br": "0", "req": req}]
+
     def run(self, res=None):
         s = self.state
         if s["step"]:
@@ -139,8 +162,9 @@ def crashed_job(home, work, *args, started=1) -> tuple[str, os.PathLike]:
     m = fake.Machine(fake.initial_state(job=job_id, argv=s.argv, env=env, cwd=str(work),
                                         filename=s.filename), source=s.source)
     req = m.run()
-    journal.append("snapshot", {"step": 1, "state": m.state, "req": runner.compact(req, env)},
-                   sync=False)
+    journal.append("snapshot", {"step": 1, "state": m.state, "layout": m.layout(),
+                                "pending": [{"step": 1, "br": "0", "started": False,
+                                             "req": runner.compact(req, env)}]}, sync=False)
     for i in range(started):
         fields = {"step": 1, "req": runner.compact(req, env)}
         if i:
@@ -242,7 +266,9 @@ def test_interrupted_sleep_resumes_for_the_time_left(machine, home, tmp_path):
     m = fake.Machine(fake.initial_state(job=job_id, argv=s.argv, env=env, cwd=str(tmp_path),
                                         filename=s.filename), source=s.source)
     req = m.run()
-    journal.append("snapshot", {"step": 1, "state": m.state, "req": req}, sync=False)
+    journal.append("snapshot", {"step": 1, "state": m.state, "layout": m.layout(),
+                                "pending": [{"step": 1, "br": "0", "started": False,
+                                             "req": req}]}, sync=False)
     began = time.time() - 0.3
     journal.append("effect.started", {"step": 1, "req": req}, sync=False)
     journal.append("effect.done", {"step": 1, "res": {"now": began}}, sync=False)
