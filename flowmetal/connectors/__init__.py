@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import files
-from .clock import format_time, get_clock
+from .clock import format_time, get_clock, read_clock
 from .term import Term
 
 __all__ = ["perform", "Term", "OPS"]
@@ -22,16 +22,8 @@ def _exec(req: dict, term: Term) -> dict:
 
 
 def _clock(req: dict, term: Term) -> dict:
-    """The time now; with `format`, also as text in the process's local time."""
-    now = get_clock().now()
-    res: dict = {"now": now}
-    fmt = req.get("format")
-    if fmt is not None:
-        try:
-            res["text"] = format_time(now, fmt)
-        except ValueError as exc:  # a NUL byte, a lone surrogate
-            res["error"] = f"bad time format: {exc}"
-    return res
+    """The time now; with `format` or `times`, also as text (in the zone of `tz`, if given)."""
+    return read_clock(req)
 
 
 def _sleep(req: dict, term: Term) -> dict:
@@ -104,6 +96,7 @@ OPS = {
     "test": files.do_test,
     "cd": files.do_cd,
     "realpath": files.do_realpath,
+    "home": files.do_home,
     "clock": _clock,
     "sleep": _sleep,
     "random": _random,
