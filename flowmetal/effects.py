@@ -48,6 +48,7 @@ _ALL = (
     Effect("test", "files:do_test", False, False, ("path", "path2", "cwd"), {"result": False}),
     Effect("cd", "files:do_cd", False, False, ("path", "cwd"), None),
     Effect("realpath", "files:do_realpath", False, False, ("path", "cwd"), None),
+    Effect("home", "files:do_home", False, False, (), None),
     Effect("clock", "clock:perform_clock", False, False, (), None),
     Effect("sleep", "clock:perform_sleep", False, True, (), None),
     Effect("random", "clock:perform_random", False, False, (), None),

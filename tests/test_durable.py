@@ -210,3 +210,32 @@ def test_bad_durations_are_clear_errors(w, tmp_path):
     r = fm(["d.fm"], w, tmp_path / "h")
     assert r.returncode == 2
     assert r.stderr.startswith("fm: d.fm:1:1: error: sleep: bad duration `5x`")
+
+
+def test_printf_time_now_and_tilde_are_the_same_after_a_crash(w, tmp_path):
+    # Killed after every journal record and resumed: what the job prints is what its journal
+    # holds, although the clock moved on while the job was down; no divergence on resume.
+    (w / "t.fm").write_text("printf '%(%s)T\\n' -1\nnow +%s\nTZ=Asia/Tokyo now '+%H %z'\n"
+                            "echo ~root\n")
+    clock = tmp_path / "clock"
+    ref_home = tmp_path / "ref"
+    clock.write_text("1800000000.25")
+    assert fm(["t.fm"], w, ref_home, {"FM_FAKE_CLOCK": str(clock)}).returncode == 0
+    ref = records(only_job(ref_home)[1])
+    # the record that journals the printf's clock read: from there on it is replayed
+    printf_done = next(r["seq"] for r in ref if r["kind"] == "effect.done" and "texts" in r["res"])
+    for crash in range(1, len(ref) - 1):
+        home = tmp_path / f"h{crash}"
+        clock.write_text("1800000000.25")
+        first = fm(["t.fm"], w, home, {"FM_FAKE_CLOCK": str(clock), "FM_CRASH_AT": str(crash)})
+        assert first.returncode == -signal.SIGKILL, crash
+        clock.write_text("1800000777.25")
+        job, path = only_job(home)
+        second = fm(["resume", job], w, home, {"FM_FAKE_CLOCK": str(clock)})
+        assert second.returncode == 0 and "diverge" not in second.stderr, (crash, second.stderr)
+        res = [r["res"] for r in records(path) if r["kind"] == "effect.done"
+               and ("now" in r["res"] or "home" in r["res"])]
+        want = f"{res[0]['texts'][0]}\n{res[1]['text']}\n{res[2]['text']}\n{res[3]['home']}\n"
+        assert first.stdout + second.stdout == want, (crash, first.stdout, second.stdout)
+        assert res[0]["texts"] == ["1800000000" if crash >= printf_done else "1800000777"]
+        assert res[2]["text"] in ("17 +0900", "18 +0900") and res[3]["home"] == "/root"

@@ -117,16 +117,51 @@ def get_clock() -> Clock:
     return FakeClock(path) if path else _REAL
 
 
-def format_time(now: float, fmt: str) -> str:
-    """`now` in the process's local time: strftime `fmt`, or RFC 3339 with the local offset
+def read_clock(req: dict) -> dict:
+    """The `clock` op: the time now, and texts of it (`format`) or of given moments (`times`),
+    in the zone of the request's `tz` (the job's TZ), else in the process's local time."""
+    now = get_clock().now()
+    res: dict = {"now": now}
+    tz = req.get("tz")
+    fmt = req.get("format")
+    if fmt is not None:
+        try:
+            res["text"] = format_time(now, fmt, tz)
+        except ValueError as exc:  # a NUL byte, a lone surrogate
+            res["error"] = f"bad time format: {exc}"
+    if "times" in req:
+        res["texts"] = [_strftime(now if at is None else at, f, tz) for f, at in req["times"]]
+    return res
+
+
+def _strftime(at: float, fmt: str, tz: str | None) -> str:
+    """One of printf's `%(...)T`: bash prints nothing for a time it cannot format."""
+    try:
+        return format_time(at, fmt, tz)
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def format_time(now: float, fmt: str, tz: str | None = None) -> str:
+    """`now` in the zone of the TZ value `tz` (see zones.py), or in the process's local time
+    when `tz` is None: strftime `fmt`, or RFC 3339 with the offset
     (`2026-11-28T23:10:00+00:00`) when `fmt` is empty. Raises ValueError for a bad format."""
+    import math
+    import re
     from datetime import datetime, timezone
-    dt = datetime.fromtimestamp(now, tz=timezone.utc).astimezone()
+    dt = datetime.fromtimestamp(now, tz=timezone.utc)
+    if tz is None:
+        dt = dt.astimezone()
+    else:
+        from .zones import zone
+        dt = dt.astimezone(zone(tz))
     if not fmt:
         return dt.isoformat(timespec="seconds")
+    # glibc's %s converts the broken-down time back with mktime(), in the *process's* zone:
+    # wrong for any other zone, so the seconds are put in here.
+    fmt = re.sub(r"%[%s]", lambda m: m[0] if m[0] == "%%" else str(math.floor(now)), fmt)
     if not fmt.isascii():
         # Bytes that were not UTF-8 (lone surrogates) pass through, as with date(1).
-        import re
         parts = re.split(r"([\ud800-\udfff]+)", fmt)
         return "".join(p if i % 2 else dt.strftime(p) if p else "" for i, p in enumerate(parts))
     return dt.strftime(fmt)
@@ -135,16 +170,8 @@ def format_time(now: float, fmt: str) -> str:
 # -- the clock effects -------------------------------------------------------------------------
 
 def perform_clock(req: dict, term, token=None) -> dict:
-    """The time now; with `format`, also as text in the process's local time."""
-    now = get_clock().now()
-    res: dict = {"now": now}
-    fmt = req.get("format")
-    if fmt is not None:
-        try:
-            res["text"] = format_time(now, fmt)
-        except ValueError as exc:  # a NUL byte, a lone surrogate
-            res["error"] = f"bad time format: {exc}"
-    return res
+    """The `clock` effect (read_clock)."""
+    return read_clock(req)
 
 
 def perform_sleep(req: dict, term, token=None) -> dict:

@@ -1,4 +1,4 @@
-"""File effects: redirect opens, builtin output, reads, `read`, globbing, file tests and `cd`."""
+"""File effects: redirect opens, builtin output, reads, `read`, globbing, file tests, `cd`, homes."""
 from __future__ import annotations
 
 import errno
@@ -225,6 +225,15 @@ def do_cd(req: dict, term: Term, token=None) -> dict:
 def do_realpath(req: dict, term: Term, token=None) -> dict:
     """The physical path of a directory (for `pwd -P`, `cd -P`)."""
     return {"path": os.path.realpath(resolve(req.get("cwd"), req["path"]))}
+
+
+def do_home(req: dict, term: Term, token=None) -> dict:
+    """`~user`: the home directory of `user` in the user database, or None (no such user)."""
+    import pwd   # only ~user needs it
+    try:
+        return {"home": pwd.getpwnam(req["user"]).pw_dir}
+    except (KeyError, ValueError):   # no such user; a NUL byte or lone surrogate in the name
+        return {"home": None}
 
 
 def _dir_error(path: str) -> str | None:

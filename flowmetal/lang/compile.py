@@ -53,13 +53,17 @@ _DYN_IN_ARITH = re.compile(r"(?<![\w$])(RANDOM|EPOCHSECONDS|EPOCHREALTIME)(?!\w)
 
 
 def _iter_cmdsubs(obj):
-    """Yield the CmdSub nodes directly inside words/parts (not inside their bodies), and the
-    names of the journaled variables ($RANDOM, $EPOCHSECONDS, ...) read there, in order."""
+    """Yield the CmdSub nodes directly inside words/parts (not inside their bodies), the
+    names of the journaled variables ($RANDOM, $EPOCHSECONDS, ...) read there, in order, and
+    `~user` for each `~user` prefix (a lookup in the user database: an effect too)."""
     if isinstance(obj, (tuple, list)):
         for o in obj:
             yield from _iter_cmdsubs(o)
     elif isinstance(obj, A.CmdSub):
         yield obj
+    elif isinstance(obj, A.Tilde):
+        if obj.user not in ("", "+", "-"):      # ~, ~+ and ~- only read variables
+            yield "~" + obj.user
     elif is_record(obj) and not isinstance(obj, A.Span):
         if isinstance(obj, A.HereDoc) and not obj.expand:
             return
@@ -104,10 +108,12 @@ class _Compiler:
         return len(code.instrs)
 
     def hoist(self, code: Code, *things):
-        """Run the bodies of the command substitutions in `things` into slots, and draw the
-        values of the journaled variables they read."""
+        """Run the bodies of the command substitutions in `things` into slots, draw the
+        values of the journaled variables they read, and look up the `~user` homes."""
         found = list(_iter_cmdsubs(things))
-        names = [x for x in found if isinstance(x, str)]
+        names = [x for x in found if isinstance(x, str) and x[0] != "~"]
+        # each $RANDOM use draws its own value; one lookup per user is enough
+        names += dict.fromkeys(x for x in found if isinstance(x, str) and x[0] == "~")
         for cs in found:
             if isinstance(cs, str) or id(cs) in code.slots:
                 continue

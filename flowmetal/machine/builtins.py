@@ -118,7 +118,7 @@ def b_printf(c):
     if not args:
         return c.fail("printf: usage: printf [-v var] format [arguments]", 2)
     from flowmetal.machine import printf as _printf
-    out, msgs = _printf.format(args[0], args[1:])
+    out, msgs = _printf.format(args[0], args[1:], strftime=_printf_times(c, args[0], args[1:]))
     status = 0
     for m in msgs:
         if not _printf.is_warning(m):
@@ -130,6 +130,19 @@ def b_printf(c):
     else:
         c.out(out)
     return status
+
+
+def _printf_times(c: Call, fmt: str, args: list):
+    """The texts of printf's `%(...)T` conversions, all from one clock effect (in the job's
+    zone, with the time now for those that want it); None when there are none."""
+    from flowmetal.machine import printf as _printf
+    from flowmetal.machine.durable import clock_request
+    wanted: list = []
+    _printf.format(fmt, args, strftime=lambda f, at: wanted.append([f, at]) or "")
+    if not wanted:
+        return None
+    texts = iter(c.effect(clock_request(c, times=wanted)).get("texts") or [])
+    return lambda f, at: next(texts, "")
 
 
 @builtin("pwd")

@@ -50,12 +50,23 @@ def _fmt(seconds: float) -> str:
     return format_duration(seconds)
 
 
+def clock_request(c, **fields) -> dict:
+    """A `clock` request from builtin call `c`. Times are told in the job's zone: its exported
+    TZ (as its programs see it) goes in the request when it has one; a job without TZ gets
+    the runner's local time, and its requests stay as they always were."""
+    req = {"op": "clock", **fields}
+    tz = c.vm.exported_env().get("TZ")
+    if tz is not None:
+        req["tz"] = tz
+    return req
+
+
 @builtin("sleep")
 def b_sleep(c):
     args = c.argv[1:]
     if not args:
         return c.fail("sleep: usage: sleep DURATION... | sleep --until TIME", 2)
-    now = c.effect({"op": "clock", "format": "%z"})
+    now = c.effect(clock_request(c, format="%z"))
     if args[0] == "--until" or args[0].startswith("--until="):
         text = args[0][8:] if args[0].startswith("--until=") else " ".join(args[1:])
         from flowmetal.machine.duration import DurationError, parse_time
@@ -82,7 +93,7 @@ def b_now(c):
         if not args[0].startswith("+") or len(args) > 1:
             return c.fail("now: usage: now [+FORMAT]", 2)
         fmt = args[0][1:]
-    res = c.effect({"op": "clock", "format": fmt})
+    res = c.effect(clock_request(c, format=fmt))
     c.out(res.get("text", str(res["now"])) + "\n")
     return 0
 
@@ -188,12 +199,21 @@ def b_timeout(c):
     return 0
 
 
+def _dyn_request(name: str) -> dict:
+    """The effect that draws a DYNVARS name: `RANDOM`, `EPOCH...` or `~user`."""
+    if name == "RANDOM":
+        return {"op": "random"}
+    if name[0] == "~":
+        return {"op": "home", "user": name[1:]}
+    return {"op": "clock"}
+
+
 class DurableOps:
     """Mixin for the Machine: journaled variables and the controller instructions."""
 
     def op_DYNVARS(self, f, code, ins):
-        """Draw $RANDOM / $EPOCHSECONDS / $EPOCHREALTIME values for the next command: effects,
-        so a resumed job sees the values it saw before."""
+        """Draw $RANDOM / $EPOCHSECONDS / $EPOCHREALTIME values and look up `~user` homes for
+        the next command: effects, so a resumed job sees the values it saw before."""
         i = f["i"]
         if i is None:
             i = f["i"] = {"op": "DYNVARS", "v": []}
@@ -202,10 +222,13 @@ class DurableOps:
             i["v"].append(res)
         names = ins[1]
         if len(i["v"]) < len(names):
-            name = names[len(i["v"])]
-            return {"op": "random"} if name == "RANDOM" else {"op": "clock"}
+            return _dyn_request(names[len(i["v"])])
         dyn = {}
         for name, res in zip(names, i["v"]):
+            if name[0] == "~":
+                # merged, not replaced: PIPE expands every stage's redirects after all of them
+                f["t"].setdefault("home", {})[name[1:]] = res.get("home")
+                continue
             if name == "RANDOM":
                 v = str(res["int"])
             elif name == "EPOCHSECONDS":

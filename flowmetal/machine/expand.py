@@ -154,11 +154,13 @@ class Expander:
         if p.user in ("+", "-"):
             v = self.vm.get("PWD" if p.user == "+" else "OLDPWD")
             return v if v is not None else "~" + p.user
-        import pwd  # a lookup in the user database; rare, so imported lazily
-        try:
-            return pwd.getpwnam(p.user).pw_dir
-        except KeyError:
-            return "~" + p.user
+        # The user database is the world: DYNVARS looked the user up (an effect) just before
+        # this command, as the compiler hoists every ~user it finds in the command's words.
+        homes = self.frame["t"].get("home") or {}
+        if p.user not in homes:
+            raise ShellError(1, f"`~{p.user}` was not looked up (a bug in fm)", p.span)
+        home = homes[p.user]
+        return home if home is not None else "~" + p.user
 
     # -- parameters ---------------------------------------------------------------------------
     def _values(self, p: A.Param):

@@ -4,14 +4,16 @@ from __future__ import annotations
 import functools
 import math
 import re
-import time
 import unicodedata
 from fractions import Fraction
-from typing import Optional
+from typing import Callable, Optional
 
 __all__ = ["format", "echo_escapes", "shell_quote", "is_warning"]
 
 _WARN = "printf: warning: "
+
+TimeFormatter = Callable[[str, Optional[int]], str]
+"""(timefmt, epoch seconds or None for now) -> the text of a `%(timefmt)T` conversion."""
 
 
 def is_warning(message: str) -> bool:
@@ -571,10 +573,14 @@ def _pad(sign: str, body: str, width: int, flags: str, zero_ok: bool) -> str:
 
 
 def format(fmt: str, args: list[str], *,
-           now: Optional[float] = None) -> tuple[str, list[str]]:
+           strftime: Optional[TimeFormatter] = None) -> tuple[str, list[str]]:
     """Run bash's `printf fmt args...`. Returns (output, messages). Messages starting with
     "printf: warning: " (see is_warning) leave the status 0; any other message means status 1.
-    `now` is the time `%(...)T` uses for -1/-2 (default: the current time)."""
+
+    `strftime(timefmt, epoch)` gives the text of each `%(timefmt)T`, in order; `epoch` is None
+    for "now" (-1, -2 or no argument). Formatting a time needs the clock and the zone's rules,
+    which the machine may not read, so the caller supplies it; a format with a `%(...)T` and
+    no `strftime` is a bug (ValueError)."""
     pieces, fmt_warnings = _parse_format(fmt)
     out: list[str] = []
     msgs: list[str] = list(fmt_warnings)
@@ -630,13 +636,10 @@ def format(fmt: str, args: list[str], *,
                     s = s[:1] if s else "\0"
                     prec = None
                 elif conv == "T":
+                    if strftime is None:
+                        raise ValueError("printf: %(...)T needs a strftime")
                     t = -1 if arg is None or arg == "" else _parse_int(arg, False, msgs)
-                    if t in (-1, -2):
-                        t = time.time() if now is None else now
-                    try:
-                        s = time.strftime(timefmt, time.localtime(t))
-                    except (ValueError, OverflowError, OSError):
-                        s = ""
+                    s = strftime(timefmt, None if t in (-1, -2) else t)
                 if prec is not None and conv != "b":
                     s = s[:prec]
                 out.append(_pad("", s, width, flags, False))

@@ -100,7 +100,9 @@ def _describe_request(req: dict, started: float | None) -> str:
             text += f" ({_duration(round(wait) if wait >= 10 else round(wait, 1))})"
         return text
     if op == "clock":
-        return f"clock  +{_clip(str(req['format']), 40)}" if req.get("format") else "clock"
+        return _describe_clock(req)
+    if op == "home":
+        return f"home  ~{_clip(str(req.get('user', '')), 40)}"
     if op == "random":
         return "random"
     if op == "exec":
@@ -124,6 +126,21 @@ def _describe_request(req: dict, started: float | None) -> str:
         return f"read_line  fd {req.get('fd', 0)}"
     rest = {k: v for k, v in req.items() if k != "op"}
     return f"{op}  {_clip(str(rest))}"
+
+
+def _describe_clock(req: dict) -> str:
+    """`clock  +%Y [TZ=Europe/Paris]`; printf's times as `%(%Y)T@0 %(%s)T` (now, if no @)."""
+    text = "clock"
+    if req.get("format"):
+        text += f"  +{_clip(str(req['format']), 40)}"
+    times = req.get("times")
+    if isinstance(times, list):
+        shown = [f"%({t[0]})T" + ("" if t[1] is None else f"@{t[1]}")
+                 for t in times if isinstance(t, list) and len(t) == 2]
+        text += "  " + _clip(" ".join(shown), 60)
+    if req.get("tz") is not None:
+        text += f" [TZ={_clip(str(req['tz']), 40)}]"
+    return text
 
 
 def describe_result(req: dict | None, res) -> str:
@@ -152,9 +169,13 @@ def describe_result(req: dict | None, res) -> str:
             parts.append("(stopped)")
     elif op == "sleep":
         parts.append("woke")
+    elif op == "home":
+        parts.append("no such user" if res.get("home") is None else _clip(str(res["home"])))
     elif op == "clock":
         if "text" in res:
             parts.append(_clip(str(res["text"]), 60))
+        elif isinstance(res.get("texts"), list):
+            parts.append(_clip(" | ".join(map(str, res["texts"])), 60))
         elif _number(res.get("now")):
             when = datetime.fromtimestamp(res["now"], tz=timezone.utc)
             parts.append(when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000))

@@ -126,6 +126,68 @@ def test_clock_rfc3339_uses_the_local_offset(fake, monkeypatch):
         time.tzset()
 
 
+def test_clock_in_the_zone_of_tz(fake, monkeypatch):
+    # 1800000000 = 2027-01-15T08:00:00Z; the process's own zone must not matter
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        def text(fmt, tz):
+            return perform({"op": "clock", "format": fmt, "tz": tz}, Term())["text"]
+        assert text("", "UTC") == "2027-01-15T08:00:00+00:00"
+        assert text("", "Asia/Tokyo") == "2027-01-15T17:00:00+09:00"
+        assert text("%H:%M %Z %z", "Europe/Paris") == "09:00 CET +0100"
+        assert text("%H %Z", ":Europe/Paris") == "09 CET"
+        # %s is the epoch in every zone (glibc's would go back through the process's zone)
+        assert text("%s|%%s|%%%s", "Asia/Tokyo") == "1800000000|%s|%1800000000"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize("tz, want", [
+    ("UTC0", "08:00 UTC +0000"), ("JST-9", "17:00 JST +0900"), ("<+03>-3", "11:00 +03 +0300"),
+    ("CET-1CEST,M3.5.0,M10.5.0/3", "09:00 CET +0100"),
+    ("EST5EDT", "03:00 EST -0500"),                     # a tz database name, not a rule
+    ("", "08:00 UTC +0000"), (":", "08:00 UTC +0000"),  # empty is UTC, as in glibc
+    ("no/such/zone", "08:00 UTC +0000"), ("garbage", "08:00 UTC +0000"),
+    ("../etc", "08:00 UTC +0000"), ("a\0b", "08:00 UTC +0000"), ("\udcff", "08:00 UTC +0000"),
+])
+def test_clock_tz_values(fake, tz, want):
+    res = perform({"op": "clock", "format": "%H:%M %Z %z", "tz": tz}, Term())
+    assert res["text"] == want
+
+
+def test_clock_tz_from_a_zone_file(fake, tmp_path):
+    zone = "/usr/share/zoneinfo/Asia/Tokyo"
+    if not os.path.exists(zone):
+        pytest.skip("no tz database")
+    res = perform({"op": "clock", "format": "%H %Z", "tz": ":" + zone}, Term())
+    assert res["text"] == "17 JST"
+    (tmp_path / "bad").write_text("not a zone file")
+    res = perform({"op": "clock", "format": "%H %Z", "tz": str(tmp_path / "bad")}, Term())
+    assert res["text"] == "08 UTC"
+
+
+def test_clock_summer_time_follows_the_moment(fake):
+    # a POSIX rule and a tz database name agree on both sides of the change
+    for tz in ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Paris"):
+        res = perform({"op": "clock", "times": [["%H %Z", 1790000000], ["%H %Z", None]],
+                       "tz": tz}, Term())
+        assert res["texts"] == ["16 CEST", "09 CET"]
+
+
+def test_clock_times_for_printf(fake):
+    res = perform({"op": "clock", "tz": "UTC",
+                   "times": [["%Y", 0], ["%s", None], ["%F %T", -1], ["%Y", 10 ** 20]]},
+                  Term())
+    # a time out of range prints nothing, as in bash
+    assert res == {"now": 1800000000.0,
+                   "texts": ["1970", "1800000000", "1969-12-31 23:59:59", ""]}
+    # without tz: the process's local time, as for `format`
+    res = perform({"op": "clock", "times": [["%H:%M", 0]]}, Term())
+    assert res["texts"] == [time.strftime("%H:%M", time.localtime(0))]
+
+
 def test_random_ranges():
     draws = [perform({"op": "random"}, Term()) for _ in range(300)]
     assert all(set(d) == {"int", "float"} for d in draws)

@@ -306,3 +306,17 @@ def test_cd_errors(term, tmp_path):
     (tmp_path / "f").write_text("")
     assert cd(term, "/nope", tmp_path) == {"error": "cd: /nope: No such file or directory"}
     assert cd(term, "f", tmp_path, display="f") == {"error": "cd: f: Not a directory"}
+
+
+# -- home (~user) --------------------------------------------------------------------------------
+
+def test_home_of_a_user(term):
+    import pwd
+    me = pwd.getpwuid(os.getuid())
+    assert perform({"op": "home", "user": me.pw_name}, term) == {"home": me.pw_dir}
+    assert perform({"op": "home", "user": "root"}, term) == {"home": pwd.getpwnam("root").pw_dir}
+
+
+@pytest.mark.parametrize("user", ["no-such-user-fm", "", "a\0b", "\udcff"])
+def test_home_of_no_such_user(term, user):
+    assert perform({"op": "home", "user": user}, term) == {"home": None}

@@ -5,10 +5,12 @@ import os
 import random
 import shlex
 import subprocess
+import time
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from flowmetal.connectors.clock import format_time
 from flowmetal.machine.printf import echo_escapes, format, is_warning, shell_quote
 
 BASH = "/bin/bash"
@@ -40,8 +42,14 @@ def bash_printf_many(cases: list[tuple[str, list[str]]]) -> list[tuple[str, int]
     return results
 
 
+def local_strftime(timefmt: str, at) -> str:
+    """What the connector answers for a %(...)T of a job without TZ (bash runs in this
+    process's zone too)."""
+    return format_time(time.time() if at is None else at, timefmt)
+
+
 def ours(fmt: str, args: list[str]) -> tuple[str, int]:
-    out, msgs = format(fmt, args)
+    out, msgs = format(fmt, args, strftime=local_strftime)
     status = 1 if any(not is_warning(m) for m in msgs) else 0
     return out, status
 
@@ -185,9 +193,23 @@ def test_bytes_become_surrogate_escapes():
     assert out == "\udcffé"
 
 
-def test_time_conversion_uses_now():
-    out, msgs = format("%(%s)T %()T", [], now=1234567890)
-    assert msgs == [] and out.startswith("1234567890 ")
+def test_time_conversions_ask_the_caller():
+    asked = []
+
+    def strftime(timefmt, at):
+        asked.append((timefmt, at))
+        return f"<{len(asked)}>"
+    out, msgs = format("%(%s)T %()T|%5(%Y)T|%.1(%Y)T|", ["-1", "", "0", "-2", "7"],
+                       strftime=strftime)
+    assert msgs == [] and out == "<1> <2>|  <3>|<|<5> <6>|  <7>|<|"
+    # -1, -2 and a missing or empty argument are "now" (None); format reuse asks again
+    assert asked == [("%s", None), ("%X", None), ("%Y", 0), ("%Y", None), ("%s", 7),
+                     ("%X", None), ("%Y", None), ("%Y", None)]
+
+
+def test_time_conversion_without_a_strftime_is_a_bug():
+    with pytest.raises(ValueError):
+        format("%(%s)T", [])
 
 
 def test_characters_not_bytes():

@@ -295,6 +295,15 @@ def test_log_renders_time_effects():
     assert describe_result({"op": "clock"}, {"now": until}) == "-> 2026-11-28T14:05:03.000Z"
     assert describe_result({"op": "clock", "format": "%Y"}, {"now": until, "text": "2026"}) \
         == "-> 2026"
+    assert describe_request({"op": "clock", "format": "", "tz": "UTC"}) == "clock [TZ=UTC]"
+    printf = {"op": "clock", "times": [["%Y", 0], ["%s", None]], "tz": "Asia/Tokyo"}
+    assert describe_request(printf) == "clock  %(%Y)T@0 %(%s)T [TZ=Asia/Tokyo]"
+    assert describe_result(printf, {"now": until, "texts": ["1970", "1795874703"]}) == \
+        "-> 1970 | 1795874703"
+    home = {"op": "home", "user": "root"}
+    assert describe_request(home) == "home  ~root"
+    assert describe_result(home, {"home": "/root"}) == "-> /root"
+    assert describe_result(home, {"home": None}) == "-> no such user"
     assert describe_request({"op": "random"}) == "random"
     assert describe_result({"op": "random"}, {"int": 1234, "float": 0.5}) == "-> 1234"
     ex = {"op": "exec", "cwd": "/", "deadline": until,
