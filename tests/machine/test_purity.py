@@ -34,13 +34,15 @@ def run(text, env=None):
                           cwd="/tmp", filename="t.fm", pid=1)
     m = Machine(state, text)
     reqs, out = [], ""
-    req = m.run()
-    while req["op"] != "done":
+    pending = m.start()
+    while pending:
+        p = pending.pop(0)
+        req = p["req"]
         reqs.append(req)
         if req["op"] == "write" and req["target"] == {"kind": "term", "fd": 1}:
             out += req["data"]
-        req = m.run(world(req))
-    return reqs, out, req["status"]
+        pending += m.feed(p["step"], world(req))
+    return reqs, out, m.done()["status"]
 
 
 @pytest.fixture(autouse=True)
