@@ -21,6 +21,12 @@ def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def _request_key(req: dict) -> int:
+    """A short stable fingerprint of a request (memo entries keep it instead of the request)."""
+    import zlib
+    return zlib.crc32(repr(req).encode("utf-8", "surrogateescape"))
+
+
 def _compile(unit: str, text: str, filename: str):
     key = (unit, text)
     u = _UNITS.get(key)
@@ -118,6 +124,14 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
     def done(self):
         """The job's done record once every branch has ended, else None."""
         return self.state.get("done")
+
+    def main_waits(self) -> list | None:
+        """The ids of the branches the main code, which has ended, still waits for; None while
+        the main code runs or once the job is done."""
+        main = self.state["branches"].get(MAIN)
+        if main is None or "final" not in main:
+            return None
+        return [k for k in main["kids"] if k in self.state["branches"]]
 
     def pending(self) -> dict:
         """{step: branch id} of the requests the branches await."""
@@ -239,20 +253,28 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         return False, None
 
     def effect(self, f: dict, req: dict):
-        """For code re-run with memoised results: the result of this run's next effect."""
+        """For code re-run with memoised results: the result of this run's next effect. The
+        request is compared with the one that result answered: a mismatch is a machine bug,
+        never papered over."""
         inflight = f["i"]
         memo = inflight.setdefault("memo", [])
         n = inflight.get("mi", 0)
+        key = _request_key(req)
         if n < len(memo):
             inflight["mi"] = n + 1
-            return memo[n]
+            asked, res = memo[n]
+            if asked != key:
+                raise RuntimeError(f"a re-run instruction asked for {req.get('op')!r} where "
+                                   f"its effect {n + 1} was another request (machine bug)")
+            return res
+        inflight["mq"] = key
         raise NeedEffect(req)
 
     def memo_run(self, f: dict, fn):
         """Run `fn()` with memoised effects; returns (True, value) or (False, request)."""
         got, res = self.take_result()
         if got:
-            f["i"].setdefault("memo", []).append(res)
+            f["i"].setdefault("memo", []).append([f["i"].pop("mq", None), res])
         f["i"]["mi"] = 0
         try:
             return True, fn()

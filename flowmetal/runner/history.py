@@ -206,6 +206,9 @@ def describe_result(req: dict | None, res) -> str:
 
 def _line(rec: dict, step, what: str) -> str:
     step_text = "" if step is None else str(step)
+    br = rec.get("br")
+    if br is not None:
+        what = f"[{br}] {what}"
     return f"{local_time(rec.get('ts'))}  {step_text:>5}  {what}"
 
 
@@ -215,47 +218,63 @@ def _request_of(started: dict) -> str:
 
 
 def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[str]:
-    """One line per event. An effect.started and its effect.done make one line together; a start
-    without a result (the runner died, or it is still running) gets a line of its own."""
-    pending = None  # an effect.started waiting for its effect.done
+    """One line per event. An effect.started and its effect.done make one line together, shown
+    when the result comes (effects of branches overlap); a start without a result (the runner
+    died, or it is still running) gets a line of its own. `[N]` marks branch N's effects."""
+    pending: dict = {}  # step -> effect.started waiting for its effect.done
     for rec in records:
         kind = rec.get("kind")
-        if pending is not None:
-            if kind == "effect.done" and rec.get("step") == pending.get("step"):
-                result = describe_result(pending.get("req"), rec.get("res"))
-                yield _line(rec, rec.get("step"), _request_of(pending)
-                            + ("  " + result if result else ""))
-                pending = None
-                continue
-            yield _line(pending, pending.get("step"), _request_of(pending) + "  -> (interrupted)")
-            pending = None
+        step = rec.get("step")
+        if kind == "effect.done" and step in pending:
+            started = pending.pop(step)
+            result = describe_result(started.get("req"), rec.get("res"))
+            yield _line(started, step, _request_of(started) + ("  " + result if result else ""))
+            continue
         if kind == "effect.started":
-            pending = rec
-        elif kind == "effect.done":
-            yield _line(rec, rec.get("step"), "(result)  " + describe_result(None, rec.get("res")))
-        elif kind == "job.started":
-            argv = rec.get("argv") or []
-            yield _line(rec, None, f"job.started  {_clip(shlex.join(map(str, argv)))}"
-                                   f"  (in {rec.get('cwd', '?')})")
-        elif kind == "snapshot":
-            yield _line(rec, rec.get("step"), "snapshot")
-        elif kind in ("job.finished", "job.cancelled"):
-            reason = f"  ({rec['reason']})" if rec.get("reason") else ""
-            yield _line(rec, rec.get("step"), f"{kind}  status {rec.get('status', '?')}{reason}")
-        elif kind == "job.failed":
-            msg = (rec.get("error") or {}).get("message", "")
-            yield _line(rec, rec.get("step"), f"job.failed  status {rec.get('status', '?')}: "
-                                              f"{_clip(str(msg), 80)}")
-        else:
-            fields = {k: v for k, v in rec.items() if k not in ("seq", "ts", "kind")}
-            yield _line(rec, rec.get("step"), f"{kind}  {_clip(str(fields), 80)}")
-    if pending is not None:
+            if step in pending:      # started again on resume: the first run was cut off
+                yield _line(pending[step], step, _request_of(pending[step]) + "  -> (interrupted)")
+            pending[step] = rec
+            continue
+        if kind in ("cancel", "job.started") or kind in _ENDS:
+            for s in sorted(pending):
+                yield _line(pending[s], s, _request_of(pending[s]) + "  -> (interrupted)")
+            pending.clear()
+        yield from _event_line(rec, kind)
+    for s in sorted(pending):
         state = "(interrupted)"
         if live:
-            req = pending.get("req")
+            req = pending[s].get("req")
             state = "(sleeping)" if isinstance(req, dict) and req.get("op") == "sleep" \
                 else "(running)"
-        yield _line(pending, pending.get("step"), _request_of(pending) + f"  -> {state}")
+        yield _line(pending[s], s, _request_of(pending[s]) + f"  -> {state}")
+
+
+_ENDS = ("job.finished", "job.cancelled", "job.failed")
+
+
+def _event_line(rec: dict, kind) -> Iterator[str]:
+    """The line of a record that is not part of an effect."""
+    if kind == "effect.done":
+        yield _line(rec, rec.get("step"), "(result)  " + describe_result(None, rec.get("res")))
+    elif kind == "job.started":
+        argv = rec.get("argv") or []
+        yield _line(rec, None, f"job.started  {_clip(shlex.join(map(str, argv)))}"
+                               f"  (in {rec.get('cwd', '?')})")
+    elif kind == "snapshot":
+        yield _line({"ts": rec.get("ts")}, rec.get("step"), "snapshot")
+    elif kind == "main.ended":
+        ids = ", ".join(map(str, rec.get("waiting") or []))
+        yield _line(rec, rec.get("step"), f"main.ended  waiting for branches {ids}")
+    elif kind in ("job.finished", "job.cancelled"):
+        reason = f"  ({rec['reason']})" if rec.get("reason") else ""
+        yield _line(rec, rec.get("step"), f"{kind}  status {rec.get('status', '?')}{reason}")
+    elif kind == "job.failed":
+        msg = (rec.get("error") or {}).get("message", "")
+        yield _line(rec, rec.get("step"), f"job.failed  status {rec.get('status', '?')}: "
+                                          f"{_clip(str(msg), 80)}")
+    else:
+        fields = {k: v for k, v in rec.items() if k not in ("seq", "ts", "kind")}
+        yield _line(rec, rec.get("step"), f"{kind}  {_clip(str(fields), 80)}")
 
 
 def render_failure(first: dict | None, error: dict) -> str:

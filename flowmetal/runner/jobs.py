@@ -9,7 +9,7 @@ from ..records import record
 from pathlib import Path
 
 from ..errors import JobNotFoundError, JournalError
-from ..journal import TERMINAL_KINDS, JobLock
+from ..journal import TERMINAL_KINDS, JobLock, read_records
 
 JOURNAL = "journal.jsonl"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -237,11 +237,9 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
         state = "orphaned"
     waiting_on = None
     if state in ("running", "orphaned"):
-        wake = _timer_of(last)
-        if wake is not None:
-            waiting_on = f"timer until {rfc3339_utc(wake)}"
-            if state == "running":
-                state = "sleeping"
+        waiting_on, asleep = _waiting_on(path)
+        if asleep and state == "running":
+            state = "sleeping"
     step = last.get("step") if last else None
     return JobInfo(
         id=job_id, name=(first or {}).get("name", name), state=state,
@@ -252,12 +250,40 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
         waiting_on=waiting_on)
 
 
-def _timer_of(last: dict | None) -> float | None:
-    """When a job whose last record is this one wakes, if that record starts a `sleep` effect:
-    its `until`, or its `deadline` when that comes first."""
-    if not last or last.get("kind") != "effect.started":
-        return None
-    req = last.get("req")
+def _waiting_on(path: Path) -> tuple[str | None, bool]:
+    """What an unfinished job waits for, from its effects in flight (those started and not
+    done since the last snapshot, or pending in it): (text or None, whether it only sleeps).
+    A job whose main code has ended waits for its branches (a `main.ended` record)."""
+    flight: dict = {}
+    main_ended = None
+    try:
+        for rec in read_records(path):
+            kind = rec.get("kind")
+            if kind == "snapshot":
+                flight = {p.get("step"): p.get("req") for p in rec.get("pending") or []
+                          if p.get("started")}
+            elif kind == "effect.started":
+                flight[rec.get("step")] = rec.get("req")
+            elif kind == "effect.done":
+                flight.pop(rec.get("step"), None)
+            elif kind == "cancel":
+                flight.clear()
+            elif kind == "main.ended":
+                main_ended = rec
+    except (JournalError, OSError):
+        return None, False
+    wakes = [_timer_of(req) for req in flight.values()]
+    if wakes and all(w is not None for w in wakes):
+        return f"timer until {rfc3339_utc(min(wakes))}", True
+    if main_ended is not None:
+        ids = ", ".join(map(str, main_ended.get("waiting") or []))
+        return f"branches {ids}", False
+    return None, False
+
+
+def _timer_of(req) -> float | None:
+    """When a `sleep` request wakes: its `until`, or its `deadline` when that comes first;
+    None for any other request."""
     if not isinstance(req, dict) or req.get("op") != "sleep":
         return None
     times = [t for t in (req.get("until"), req.get("deadline"))

@@ -163,6 +163,7 @@ class Runner:
         self.term = term
         self.layout = layout
         self.pending: dict = {}
+        self.main_ended = False
         # Requests completed since the last snapshot; None when the journal has no snapshot yet.
         self.since_snapshot = since_snapshot
 
@@ -260,6 +261,18 @@ class Runner:
         self.journal.append("effect.done", done)
         self.since_snapshot += 1
         self.add(_machine_step(lambda: self.machine.feed(step, res)))
+        self._note_main_end()
+
+    def _note_main_end(self) -> None:
+        """Once, when the main code has ended but branches still run: a `main.ended` record
+        (so `fm ps` can say what the job waits for)."""
+        if self.main_ended:
+            return
+        waits = self.machine.main_waits()
+        if waits:
+            self.main_ended = True
+            self.journal.append("main.ended", {"step": self.machine.state["step"],
+                                               "waiting": waits}, sync=False)
 
     def _cancel(self, token, sched):
         """The first Ctrl-C or `fm cancel`: abandon every effect in flight, journal the
@@ -436,6 +449,7 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
         runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
                         base_env=env, layout=machine.layout())
         runner.add(_machine_step(machine.start))
+        runner._note_main_end()
         return runner.run()
     except BaseException as e:
         _tag(e, job_dir)
@@ -543,6 +557,8 @@ def _replay_record(runner: Runner, rec: dict, env: dict, note: str) -> None:
         runner.add(runner.machine.feed(step, rec.get("res")))
         if runner.since_snapshot is not None:
             runner.since_snapshot += 1
+    elif kind == "main.ended":
+        runner.main_ended = True
     elif kind == "cancel":
         # Ctrl-C reached the job here: the effects in flight were abandoned
         pending.clear()

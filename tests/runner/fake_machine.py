@@ -35,6 +35,9 @@ class Machine:
     def layout(self):
         return "fake"
 
+    def main_waits(self):
+        return None
+
     def done(self):
         return self.state.get("done")
 
