@@ -186,7 +186,8 @@ def _overview() -> str:
         f"fm {__version__}: a bash-like shell whose scripts are durable",
         "",
         "usage:",
-        "  fm                          interactive shell on a TTY; otherwise run the script on stdin",
+        "  fm                          interactive shell on a TTY; "
+        "otherwise run the script on stdin",
         "  fm FILE [ARG...]            run a script as a durable job in the foreground",
         "  fm -c 'SCRIPT' [ARG...]     run a one-liner as a durable job",
         "  fm COMMAND [OPTION...]      manage jobs:",
@@ -265,8 +266,8 @@ def cmd_log(args) -> int:
     stdout and stderr to stderr. `-f` follows the job until it ends.
     """
     from .journal import JobLock, follow, read_records
-    from .runner.jobs import JOURNAL, find_job
     from .runner.history import history_lines, output_chunks
+    from .runner.jobs import JOURNAL, find_job
     if args.json and args.output:
         raise UsageError("log: --json and --output exclude each other")
     job_id, job_dir = find_job(args.job)
@@ -348,6 +349,7 @@ def cmd_rm(args) -> int:
     deleted, nor when any JOB matches no job.
     """
     import shutil
+
     from .errors import JobLockedError
     from .journal import TERMINAL_KINDS, JobLock
     from .runner.jobs import JOURNAL, find_job, last_record
@@ -359,7 +361,8 @@ def cmd_rm(args) -> int:
             try:
                 locks.append(JobLock.acquire(job_dir))  # held while deleting: nobody can resume it
             except JobLockedError:
-                raise FlowmetalError(f"job {job_id} is running; it can be removed once it ends") from None
+                raise FlowmetalError(
+                    f"job {job_id} is running; it can be removed once it ends") from None
             try:
                 last = last_record(job_dir / JOURNAL)
             except FileNotFoundError:
@@ -434,16 +437,17 @@ def cmd_cancel(args) -> int:
     """Cancel a job: its `finally` blocks run (not its `catch` blocks), then it ends (130).
 
     A job that a process is running is cancelled by that process (it gets SIGUSR1, which fm
-    takes as Ctrl-C), and that process runs the `finally` blocks. A job that no process runs (orphaned) is cancelled
-    here: its `finally` blocks run in this terminal.
+    takes as Ctrl-C), and that process runs the `finally` blocks. A job that no process runs
+    (orphaned) is cancelled here: its `finally` blocks run in this terminal.
     """
+    import os
+    import signal
+
     from .connectors import Term
     from .journal import JobLock
     from .runner.config import load_config
     from .runner.jobs import find_job
     from .runner.run import resume_job
-    import os
-    import signal
     job_id, job_dir = find_job(args.job)
     pid = JobLock.holder(job_dir)
     if pid is not None and pid > 0:

@@ -24,7 +24,8 @@ class Effect:
     imported on first use, so an op nobody requests costs no start-up time."""
 
     world: bool
-    """It changes the world outside the job (a program, a write, a truncating open): not safely repeatable."""
+    """It changes the world outside the job (a program, a write, a truncating open): not
+    safely repeatable."""
 
     waits: bool
     """It waits for time to pass (`until`, epoch seconds): the runner parks it on a timer."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 class FlowmetalError(Exception):
     """Root of every error fm reports to a person. `status` is the exit status it implies."""
     status = 1

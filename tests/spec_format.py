@@ -116,7 +116,7 @@ def parse_text(text: str, filename: str) -> list[SpecCase]:
         fields: dict = {"stderr_contains": [], "stderr_not_contains": []}
         seen: set[str] = set()
 
-        def once(key: str, lineno: int) -> None:
+        def once(key: str, lineno: int, *, seen: set[str] = seen, name: str = name) -> None:
             if key in seen:
                 raise err(lineno, f"key {key!r} given twice in case {name!r}")
             seen.add(key)

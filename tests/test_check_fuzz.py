@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 from hypothesis import given
+from lang.test_fuzz import fast, fragment_scripts, mutated
 
 from flowmetal.cli import run_cli
-
-from lang.test_fuzz import fast, fragment_scripts, mutated
 
 DIAG = re.compile(r"^fm: bad\.fm:\d+:\d+: error: .+\n {0,5}\d+ \| .*\n +\| +\^~*\n", re.M)
 

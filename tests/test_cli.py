@@ -17,8 +17,7 @@ from flowmetal import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runner import fake_machine  # noqa: E402
-from runner.helpers import (ROOT, fakefm, fakefm_popen, home, only_job, records,  # noqa: E402,F401
-                            work)
+from runner.helpers import ROOT, fakefm, fakefm_popen, home, only_job, records, work  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -198,7 +197,7 @@ def test_log_views(fake, home, work, capfd, monkeypatch):
 
 
 def test_log_shows_an_interrupted_effect(fake, home, work, capsys):
-    p = fakefm("count.fm", 2, cwd=work, env={"FM_CRASH_AT": "4"})
+    fakefm("count.fm", 2, cwd=work, env={"FM_CRASH_AT": "4"})
     job_id, _ = only_job(home)
     assert cli.run_cli(["log", job_id]) == 0
     last = capsys.readouterr().out.splitlines()[-1]

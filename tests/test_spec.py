@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 import os
 import shlex
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest

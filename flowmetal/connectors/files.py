@@ -1,4 +1,5 @@
-"""File effects: redirect opens, builtin output, reads, `read`, globbing, file tests, `cd`, homes."""
+"""File effects: redirect opens, builtin output, reads, `read`, globbing, file tests, `cd`,
+homes."""
 from __future__ import annotations
 
 import errno
@@ -229,7 +230,7 @@ def do_realpath(req: dict, term: Term, token=None) -> dict:
 
 def do_home(req: dict, term: Term, token=None) -> dict:
     """`~user`: the home directory of `user` in the user database, or None (no such user)."""
-    import pwd   # only ~user needs it
+    import pwd  # only ~user needs it
     try:
         return {"home": pwd.getpwnam(req["user"]).pw_dir}
     except (KeyError, ValueError):   # no such user; a NUL byte or lone surrogate in the name

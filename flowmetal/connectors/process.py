@@ -354,7 +354,12 @@ class _Pipeline:
         self.status[self.live.pop(pid)] = 128 - code if code < 0 else code
 
     def _signal_all(self, signum: int) -> None:
+        """Signal the stages and everything they started (`sh -c 'sleep 30'`'s sleep too): the
+        tree is read first, as a dead parent's children are handed to init."""
+        victims = []
         for pid in self.live:
+            victims += [pid, *descendants(pid)]
+        for pid in victims:
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:
@@ -407,6 +412,19 @@ class _Pipeline:
                 os.close(fd)
             self.tracked.clear()
         return result
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, children before theirs (Linux /proc; empty elsewhere)."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return out
+    for kid in kids:
+        out += [kid, *descendants(kid)]
+    return out
 
 
 def _close_end(link: list | None, end: int) -> None:

@@ -16,9 +16,9 @@ TERMINAL_KINDS = frozenset({"job.finished", "job.failed", "job.cancelled"})
 RESERVED = ("seq", "ts", "kind")
 PREFIX = b'{"seq":'
 
-# The keys seq, ts, kind always come first and in this order, so every line begins with a header of
-# fixed shape that bytes-level code can match without a JSON parse. A raw newline never occurs inside
-# an encoded JSON value, so the start of a line is always the start of a record.
+# The keys seq, ts, kind always come first and in this order, so every line begins with a header
+# of fixed shape that bytes-level code can match without a JSON parse. A raw newline never occurs
+# inside an encoded JSON value, so the start of a line is always the start of a record.
 HEADER_RE = re.compile(rb'\{"seq":(0|[1-9][0-9]*),"ts":"[^"\\]*","kind":"([^"\\]*)"[,}]')
 _KIND_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
 
@@ -48,11 +48,13 @@ def encode(seq: int, kind: str, fields: dict, ts: str | None = None) -> bytes:
 
 def damaged(name: str, lineno: int, why: str) -> JournalError:
     """The error for a damaged record at a 1-based line number."""
-    return JournalError(f"{name}:{lineno}: damaged record ({why}); the job cannot be resumed safely")
+    return JournalError(
+        f"{name}:{lineno}: damaged record ({why}); the job cannot be resumed safely")
 
 
 def loads(raw: bytes):
-    """Parse one line (without its newline); None when it is not valid JSON (a torn-write candidate)."""
+    """Parse one line (without its newline); None when it is not valid JSON (a torn-write
+    candidate)."""
     try:
         return json.loads(raw)
     except ValueError:  # also UnicodeDecodeError, a subclass
@@ -60,7 +62,8 @@ def loads(raw: bytes):
 
 
 def check(rec, raw: bytes, seq: int, name: str, lineno: int) -> dict:
-    """Validate a parsed line as the record with sequence number `seq`; raise JournalError if not."""
+    """Validate a parsed line as the record with sequence number `seq`; raise JournalError if
+    not."""
     if rec is None:
         raise damaged(name, lineno, "invalid JSON")
     m = HEADER_RE.match(raw)

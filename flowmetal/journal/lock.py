@@ -47,7 +47,8 @@ class JobLock:
         """Take the job's lock or raise JobLockedError naming the process that holds it."""
         job_dir = Path(job_dir)
         path = job_dir / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
         # O_CLOEXEC: a child program must not inherit the lock and keep it alive after the runner
         # dies. (A fork without exec still would; the runner must not do that while holding it.)
         try:

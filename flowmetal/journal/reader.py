@@ -1,8 +1,10 @@
-"""Read-only access to a journal that a runner may be writing: read it through, or follow it live."""
+"""Read-only access to a journal that a runner may be writing: read it through, or follow it
+live."""
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 from ..errors import JournalError
 from ._fs import pread_all
@@ -18,7 +20,8 @@ def _open(path) -> int:
 
 
 def read_records(path) -> Iterator[dict]:
-    """Every record, validated; a torn final line is ignored (never written back), damage before it raises."""
+    """Every record, validated; a torn final line is ignored (never written back), damage before it
+    raises."""
     name = str(path)
     with os.fdopen(_open(path), "rb") as f:
         seq = 0
@@ -48,7 +51,8 @@ def follow(path, start_seq: int = 0, poll: float = 0.2) -> Iterator[dict]:
             size = os.fstat(fd).st_size
             if size < consumed:
                 # Recovery only ever cuts lines we have not consumed: anything else is a rewrite.
-                raise JournalError(f"{name}: the journal shrank below record {seq - 1} while being read")
+                raise JournalError(
+                    f"{name}: the journal shrank below record {seq - 1} while being read")
             # Re-read from the last consumed line each time rather than keeping a partial line:
             # a torn tail may be cut off and replaced by new records between two polls.
             lines = pread_all(fd, size - consumed, consumed).split(b"\n")

@@ -1,11 +1,11 @@
-"""Recovery scan of a whole journal (G6): drop a torn final line, check the rest, find the last snapshot."""
+"""Recovery scan of a whole journal (G6): drop a torn final line, check the rest, find the last
+snapshot."""
 from __future__ import annotations
 
 import re
 
-from ..records import record
-
 from ..errors import JournalError
+from ..records import record
 from .codec import FORMAT, HEADER_RE, damaged, decode, loads
 
 # A line boundary inside the journal: one record's closing brace, the newline, the next record's
@@ -54,8 +54,8 @@ def scan(data: bytes, name: str) -> Scan:
     first = recs[0] if snap_off is None else decode(first_raw, 0, name, 1)
     fmt = first.get("format")
     if isinstance(fmt, int) and fmt > FORMAT:
-        raise JournalError(f"{name}: written by a newer fm (journal format {fmt}; this fm reads up to "
-                           f"{FORMAT}); resume it with that version")
+        raise JournalError(f"{name}: written by a newer fm (journal format {fmt}; this fm reads "
+                           f"up to {FORMAT}); resume it with that version")
     if snap_off is None:
         return Scan(end, n, first_raw, None, None, None, recs)
     return Scan(end, n, first_raw, snap_off, seq0, recs[0], recs[1:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import JournalError
@@ -42,7 +43,8 @@ class Journal:
 
     @classmethod
     def create(cls, path, fields: dict, *, fsync: bool = True) -> "Journal":
-        """Create a new journal whose record 0 is job.started with `fields`; durable when it returns."""
+        """Create a new journal whose record 0 is job.started with `fields`; durable when it
+        returns."""
         path = Path(path)
         # Encode before creating the file, so that bad fields leave no half-made journal behind.
         line = encode(0, "job.started", {"format": FORMAT, **fields})
@@ -93,7 +95,8 @@ class Journal:
         return j
 
     def append(self, kind: str, fields: dict, *, sync: bool = True) -> int:
-        """Append one record in a single write; fsync it when `sync` and this journal syncs. Returns its seq."""
+        """Append one record in a single write; fsync it when `sync` and this journal syncs.
+        Returns its seq."""
         with self._mutex:
             self._usable()
             seq = self.next_seq
@@ -105,7 +108,8 @@ class Journal:
                 raise
             if n != len(line):
                 self._undo()
-                raise JournalError(f"{self.path}: short write ({n} of {len(line)} bytes); disk full?")
+                raise JournalError(
+                    f"{self.path}: short write ({n} of {len(line)} bytes); disk full?")
             if kind == "snapshot":
                 self._snap_off, self._snap_seq = self._size, seq
             self._size += n
@@ -126,7 +130,8 @@ class Journal:
         return json.loads(self._first_raw)
 
     def tail(self) -> tuple[dict | None, list[dict]]:
-        """(the last snapshot or None, every record after it); reads only from that snapshot on (G5)."""
+        """(the last snapshot or None, every record after it); reads only from that snapshot on
+        (G5)."""
         with self._mutex:
             self._usable()
             cache, self._tail_cache = self._tail_cache, None

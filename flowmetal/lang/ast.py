@@ -1,8 +1,9 @@
 """The fm abstract syntax tree: one frozen dataclass per construct, each with a Span."""
 from __future__ import annotations
 
-from flowmetal.records import record
 from typing import Optional, Union
+
+from flowmetal.records import record
 
 
 @record
@@ -58,8 +59,10 @@ class Param:
     op:    None (plain), or one of
              ':-' '-' ':=' '=' ':?' '?' ':+' '+'   (arg: Word, may be None for ${x:?})
              '#' '##' '%' '%%'                      (arg: Word pattern)
-             '/' '//' '/#' '/%'                      (arg: Word pattern; arg2: Word replacement or None)
-             ':'                                    (substring; arg: ArithText offset, arg2: ArithText length or None)
+             '/' '//' '/#' '/%'                      (arg: Word pattern; arg2: Word replacement
+                                                      or None)
+             ':'                                    (substring; arg: ArithText offset, arg2:
+                                                     ArithText length or None)
              'len'                                  ${#x}, ${#a[@]} (no arg)
              'keys'                                 ${!m[@]} / ${!m[*]} (no arg)
              '^' '^^' ',' ',,'                       case modification (arg: pattern Word or None)

@@ -10,12 +10,30 @@ import re
 
 import ply.lex as lex
 
-from flowmetal.lang.ast import (ArithCommand, ArithText, CondCommand, HereDoc, Redirect, SQ,
-                                SimpleCommand, Word, Lit)
+from flowmetal.lang.ast import (
+    SQ,
+    ArithCommand,
+    CondCommand,
+    HereDoc,
+    Lit,
+    Redirect,
+    SimpleCommand,
+    Word,
+)
 from flowmetal.lang.cond import CondParser
 from flowmetal.lang.source import Ctx
-from flowmetal.lang.words import (arith_text, NORMAL, Unterminated, arith_end, brace_expand, has_brace,
-                                  scan_assign, scan_decl_array, scan_heredoc, scan_word)
+from flowmetal.lang.words import (
+    NORMAL,
+    Unterminated,
+    arith_end,
+    arith_text,
+    brace_expand,
+    has_brace,
+    scan_assign,
+    scan_decl_array,
+    scan_heredoc,
+    scan_word,
+)
 
 tokens = (
     "SIMPLE", "SIMPLE_PRE", "FNAME", "FPARENS", "WORD", "REDIR", "COND", "ARITH", "ARITH_FOR",

@@ -1,15 +1,28 @@
 """The fm grammar (PLY yacc over the tokens of lexer.py) and the parse entry points."""
 from __future__ import annotations
 
-from flowmetal import records
-
 import ply.yacc as yacc
 
+from flowmetal import records
 from flowmetal.errors import ParseError
 from flowmetal.lang import ast
-from flowmetal.lang.ast import (AndOr, ArithFor, Background, BraceGroup, Case, CaseArm,
-                                For, FunctionDef, If, Pipeline, Program, Span, Subshell, Try,
-                                While)
+from flowmetal.lang.ast import (
+    AndOr,
+    ArithFor,
+    Background,
+    BraceGroup,
+    Case,
+    CaseArm,
+    For,
+    FunctionDef,
+    If,
+    Pipeline,
+    Program,
+    Span,
+    Subshell,
+    Try,
+    While,
+)
 from flowmetal.lang.lexer import Lexer, is_name, tokens  # noqa: F401  (tokens: for yacc)
 from flowmetal.lang.source import Source
 
@@ -386,10 +399,11 @@ def p_function_body(p):
     p[0] = p[1] if len(p) == 2 else _with_redirects(p[1], p[2])
 
 
+# (A PLY production cannot be wrapped over lines, hence the noqa on the long one.)
 def p_try_clause(p):
     """try_clause : TRY linebreak brace_group CATCH linebreak brace_group
                   | TRY linebreak brace_group FINALLY linebreak brace_group
-                  | TRY linebreak brace_group CATCH linebreak brace_group FINALLY linebreak brace_group"""
+                  | TRY linebreak brace_group CATCH linebreak brace_group FINALLY linebreak brace_group"""  # noqa: E501
     body = p[3]
     catch = finally_ = None
     if p[4] == "catch":
@@ -538,6 +552,7 @@ def build_tables():
     """Regenerate the committed table modules _parsetab.py and _lextab.py (development only)."""
     import os
     import sys
+
     from flowmetal.lang import lexer
     here = os.path.dirname(os.path.abspath(__file__))
     lexer.build_lextab(here)

@@ -3,8 +3,21 @@ from __future__ import annotations
 
 import re
 
-from flowmetal.lang.ast import (ArithSub, ArithText, ArrayLit, Assign, BraceAlt, BraceSeq,
-                                CmdSub, DQ, Lit, Param, SQ, Tilde, Word)
+from flowmetal.lang.ast import (
+    DQ,
+    SQ,
+    ArithSub,
+    ArithText,
+    ArrayLit,
+    Assign,
+    BraceAlt,
+    BraceSeq,
+    CmdSub,
+    Lit,
+    Param,
+    Tilde,
+    Word,
+)
 
 # Scanning modes: they differ only in which characters end a word.
 NORMAL, ASSIGN, PARAM, PARAM_SLASH, SUBSCRIPT, REGEX = range(6)

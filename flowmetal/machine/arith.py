@@ -25,9 +25,9 @@ class ArithError(Exception):
 class ArithEnv:
     """What evaluation needs from the shell's variables."""
 
-    def get(self, name: str) -> Optional[str]: ...
+    def get(self, name: str) -> str | None: ...
     def set(self, name: str, value: str) -> None: ...
-    def get_item(self, name: str, key: str) -> Optional[str]: ...
+    def get_item(self, name: str, key: str) -> str | None: ...
     def set_item(self, name: str, key: str, value: str) -> None: ...
     def is_assoc(self, name: str) -> bool: ...
 
@@ -46,7 +46,7 @@ _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@_"
 _DIGIT_VAL = {c: i for i, c in enumerate(_DIGITS)}
 
 
-def _literal(tok: str) -> tuple[Optional[int], str]:
+def _literal(tok: str) -> tuple[int | None, str]:
     """Value of an integer constant as bash writes it, or (None, why)."""
     if "#" in tok:
         base_s, _, digits = tok.partition("#")
@@ -75,7 +75,7 @@ _SIGNED_RE = re.compile(r"[ \t\n]*([-+]?)([0-9][0-9A-Za-z@_#]*)[ \t\n]*\Z")
 
 
 @functools.lru_cache(maxsize=4096)
-def parse_integer(value: str) -> Optional[int]:
+def parse_integer(value: str) -> int | None:
     """The integer a variable's value denotes (spaces trimmed, optional sign, 0x.., 0.., base#..),
     or None when it is not one."""
     m = _SIGNED_RE.match(value)
@@ -625,7 +625,7 @@ def _assign(lv, op: str, rhs, pos: int):
 class _Ctx:
     __slots__ = ("nounset", "snap")
 
-    def __init__(self, nounset: bool, snap: Optional[dict]):
+    def __init__(self, nounset: bool, snap: dict | None):
         self.nounset = nounset
         self.snap = snap
 

@@ -69,7 +69,8 @@ def _status_arg(c: Call, args, default):
     try:
         return int(args[0]) & 255
     except ValueError:
-        raise ShellError(2, f"{c.argv[0]}: `{args[0]}`: numeric argument required", c.span)
+        raise ShellError(2, f"{c.argv[0]}: `{args[0]}`: numeric argument required",
+                         c.span) from None
 
 
 @builtin("true", ":")
@@ -628,7 +629,8 @@ def _add_unit(c: Call, text: str, filename: str, prefix: str) -> str:
     try:
         return c.vm.add_unit(text, filename, prefix)
     except ParseError as e:
-        raise ShellError(2, f"{filename}:{e.line}:{e.col}: syntax error: {e.message}", c.span)
+        raise ShellError(2, f"{filename}:{e.line}:{e.col}: syntax error: {e.message}",
+                         c.span) from None
 
 
 @builtin("source", ".")

@@ -153,7 +153,7 @@ class CommandOps:
             bare = not i["argv"]
             while len(i["as"]) < len(node.assigns):
                 a = node.assigns[len(i["as"])]
-                ok, val = self.memo_run(f, lambda: self.eval_assign(ex, a, f))
+                ok, val = self.memo_run(f, lambda a=a: self.eval_assign(ex, a, f))
                 if not ok:
                     return val
                 i.pop("memo", None)
@@ -520,7 +520,7 @@ class CommandOps:
         if i is None:
             argvs = []
             external = True
-            for s, cmd in zip(slots, node.commands):
+            for s, _cmd in zip(slots, node.commands):
                 if s is None:
                     external = False
                     break

@@ -67,7 +67,8 @@ def evaluate_cond(vm, code, f, expr) -> bool:
                 try:
                     m = re.search(rx, left)
                 except re.error as err:
-                    raise ShellError(2, f"bad regular expression `{rx}`: {err}", e.right.span)
+                    raise ShellError(2, f"bad regular expression `{rx}`: {err}",
+                                     e.right.span) from None
                 if m:
                     vm.set_array("BASH_REMATCH", [m.group(0)] + [g or "" for g in m.groups()])
                 else:

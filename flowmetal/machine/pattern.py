@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 
 __all__ = ["to_regex", "match", "strip_prefix", "strip_suffix", "replace", "has_glob",
            "to_glob", "case_modify", "pattern_text"]
@@ -170,7 +171,7 @@ def _regex_from_tokens(toks: Iterable, lazy: bool) -> str:
     return "(?s:" + "".join(out) + ")"
 
 
-def _literal(toks: tuple) -> Optional[str]:
+def _literal(toks: tuple) -> str | None:
     """The text a pattern matches when it has no glob tokens, else None."""
     if all(t[0] == _LIT for t in toks):
         return "".join(t[1] for t in toks)
@@ -297,7 +298,7 @@ def _convert(c: str, op: str) -> str:
     return u if len(u) == 1 else c
 
 
-def case_modify(s: str, op: str, segments: Optional[Segments] = None) -> str:
+def case_modify(s: str, op: str, segments: Segments | None = None) -> str:
     """`${s^}` `${s^^}` `${s,}` `${s,,}` (and bash's `${s~}` `${s~~}` toggles); with a pattern,
     only characters matching it change."""
     if op not in _CASE_OPS:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 __all__ = ["TestError", "evaluate", "strip_bracket", "UNARY_OPS", "BINARY_OPS"]
 
@@ -35,7 +36,7 @@ _INT_RE = re.compile(r"[ \t\n\v\f\r]*([-+]?[0-9]+)[ \t]*\Z")
 _MIN, _MAX = -(2 ** 63), 2 ** 63 - 1
 
 
-def _legal_int(s: str) -> Optional[int]:
+def _legal_int(s: str) -> int | None:
     m = _INT_RE.match(s)
     if not m:
         return None

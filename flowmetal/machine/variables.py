@@ -243,7 +243,6 @@ class Variables:
     def assign_param(self, p, text: str):
         """${x:=default}"""
         if p.index is not None:
-            from flowmetal.machine.expand import Expander
             raise ShellError(1, "`${a[i]:=...}` is not supported", p.span)
         if not (p.name[:1].isalpha() or p.name[:1] == "_"):
             raise ShellError(1, f"`${p.name}`: cannot assign in this way", p.span)

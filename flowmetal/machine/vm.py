@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flowmetal.lang import ast as A
 from flowmetal.machine import arith as _arith
-from flowmetal.machine.command import CommandOps
 from flowmetal.machine.branches import BranchOps
+from flowmetal.machine.command import CommandOps
 from flowmetal.machine.durable import SYS, DurableOps
 from flowmetal.machine.errors import NeedEffect, ShellError, Unwind
 from flowmetal.machine.expand import Expander
@@ -17,7 +17,7 @@ _UNITS: dict = {}      # (unit name, sha1 of text) -> compiled Unit, shared by m
 
 
 def _digest(text: str) -> str:
-    import hashlib   # only eval and source need it; kept off the start-up path
+    import hashlib  # only eval and source need it; kept off the start-up path
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -573,9 +573,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         cs = ins[1]
         bid = self.new_buf()
         st = self.br
+        sp = cs.span
         b = {"t": "s", "io": len(st["io"]), "save": self.save(), "cap": bid,
-             "slot": str(ins[2]), "end": ins[3], "unit": code.unit, "span": [cs.span.start, cs.span.end, cs.span.line,
-                                         cs.span.col]}
+             "slot": str(ins[2]), "end": ins[3], "unit": code.unit,
+             "span": [sp.start, sp.end, sp.line, sp.col]}
         f["b"].append(b)
         fds = dict(self.fds())
         fds["1"] = {"kind": "buf", "id": bid}

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 import re
-from ..records import record
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..records import record
 
 
 @record

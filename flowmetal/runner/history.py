@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
 _STREAMS = {1: "stdout", 2: "stderr"}
@@ -93,7 +94,8 @@ def _describe_request(req: dict, started: float | None) -> str:
     op = req.get("op", "?")
     if op == "sleep":
         until = req.get("until")
-        text = f"sleep  {_clip(str(req.get('why') or 'sleep'), 60)} until {utc_time(until, started)}"
+        why = _clip(str(req.get("why") or "sleep"), 60)
+        text = f"sleep  {why} until {utc_time(until, started)}"
         if started is not None and _number(until):
             # `ts` is to the millisecond and a little after the clock was read: round.
             wait = max(until - started, 0)

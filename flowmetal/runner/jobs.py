@@ -5,11 +5,11 @@ import json
 import os
 import re
 import shutil
-from ..records import record
 from pathlib import Path
 
 from ..errors import JobNotFoundError, JournalError
 from ..journal import TERMINAL_KINDS, JobLock, read_records
+from ..records import record
 
 JOURNAL = "journal.jsonl"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -41,7 +41,8 @@ def jobs_dir(home: Path | None = None) -> Path:
 
 
 def sanitize_name(name: str) -> str:
-    """A job name from a file stem or --name: lowercase [a-z0-9_-], at most 32 chars, never empty."""
+    """A job name from a file stem or --name: lowercase [a-z0-9_-], at most 32 chars, never
+    empty."""
     name = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:_NAME_MAX].strip("-")
     return name or "job"
 
@@ -114,7 +115,8 @@ def find_job(prefix: str, home: Path | None = None) -> tuple[str, Path]:
         raise JobNotFoundError(f"no job matches `{prefix}`")
     if len(matches) > 1:
         shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
-        raise JobNotFoundError(f"`{prefix}` matches {len(matches)} jobs: {shown}; give more of the id")
+        raise JobNotFoundError(f"`{prefix}` matches {len(matches)} jobs: {shown}; "
+                               "give more of the id")
     return matches[0], parent / matches[0]
 
 
@@ -310,20 +312,12 @@ def list_jobs(all_jobs: bool = False, home: Path | None = None) -> list[JobInfo]
     return infos
 
 
-def _children(pid: int) -> list[int]:
-    """The direct children of a process (Linux /proc; empty elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
 def kill_job(job_id: str, job_dir: Path) -> None:
     """`fm kill`: SIGKILL the job's runner and the programs it started, then record the job
     as cancelled (status 137) without running anything of it."""
     import signal
     import time
+
     from ..errors import FlowmetalError, JobLockedError
     from ..journal import Journal
 
@@ -332,10 +326,8 @@ def kill_job(job_id: str, job_dir: Path) -> None:
         raise FlowmetalError(f"job {job_id} already finished (status {last.get('status', '?')})")
     pid = JobLock.holder(job_dir)
     if pid is not None and pid > 0:
-        victims = [pid]
-        for child in _children(pid):      # the runner's programs, and theirs
-            victims += [child] + _children(child)
-        for p in victims:
+        from ..connectors.process import descendants
+        for p in [pid, *descendants(pid)]:      # the runner, its programs, and theirs
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
@@ -364,6 +356,7 @@ def prune_jobs(older_than: float, home: Path | None = None) -> int:
     returns how many were deleted. Unfinished and running jobs are kept."""
     import time
     from datetime import datetime
+
     from ..errors import JobLockedError
 
     cutoff = time.time() - older_than

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-from ..records import record
 from pathlib import Path
 
 from .. import __version__
 from ..errors import FlowmetalError, JournalError
 from ..journal import TERMINAL_KINDS, JobLock, Journal
+from ..records import record
 from .config import Config
 from .jobs import JOURNAL, create_job_dir, new_job_id
 
@@ -401,7 +401,8 @@ def settings_of(config: Config) -> dict:
 
 
 def _logical_cwd() -> str:
-    """The working directory as the user sees it: $PWD when it names the real cwd (symlinks kept)."""
+    """The working directory as the user sees it: $PWD when it names the real cwd (symlinks
+    kept)."""
     cwd = os.getcwd()
     pwd = os.environ.get("PWD")
     if pwd and os.path.isabs(pwd):

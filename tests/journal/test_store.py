@@ -8,7 +8,8 @@ import stat
 import threading
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowmetal.errors import JournalError
 from flowmetal.journal import FORMAT, Journal, codec, follow, read_records

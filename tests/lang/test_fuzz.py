@@ -1,11 +1,10 @@
 """Fuzz tests: no input, however malformed, makes parse() raise anything but ParseError."""
 from __future__ import annotations
 
-from flowmetal import records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-from flowmetal import lang
+from flowmetal import lang, records
 from flowmetal.errors import ParseError
 from flowmetal.lang import ast as A
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spec_format import load_dir
+
 from flowmetal.errors import ParseError
 from flowmetal.lang import parse
 from flowmetal.lang.compile import compile_unit
 from flowmetal.lang.instructions import INSTRUCTIONS
 from flowmetal.machine.durable import SYS_CODES
 from flowmetal.machine.vm import Machine
-from spec_format import load_dir
 
 SPEC = Path(__file__).resolve().parents[1] / "spec"
 

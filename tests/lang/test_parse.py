@@ -1,14 +1,13 @@
 """Parse tests: the AST shape (and spans) produced by lang.parse() for every SPEC 1.1 construct."""
 from __future__ import annotations
 
-from flowmetal import records
 import subprocess
 import sys
 import time
 
 import pytest
 
-from flowmetal import lang
+from flowmetal import lang, records
 from flowmetal.lang import ast as A
 
 
@@ -866,6 +865,7 @@ def test_import_is_cheap_and_tables_are_prebuilt():
 
 def test_committed_tables_match_the_grammar():
     import ply.yacc as yacc
+
     from flowmetal.lang import _parsetab, parser
     info = yacc.ParserReflect(vars(parser))
     info.get_all()

@@ -6,7 +6,8 @@ import shlex
 import subprocess
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowmetal.machine.arith import ArithError, compile_expr, evaluate, parse_integer
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import calendar
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flowmetal.machine.duration import DurationError, format_duration, parse_duration, parse_time
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from lang.test_fuzz import SEEDS, fast, mutated
 
 from flowmetal.errors import ParseError
 from flowmetal.machine import Machine, initial_state
-
-from lang.test_fuzz import SEEDS, fast, mutated
 
 EXTRA = [
     "x=1; echo $x ${x:-d} ${#x} $((x+1))\n", "a=(1 2 3); echo ${a[@]:1} ${#a[@]}\n",

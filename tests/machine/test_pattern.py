@@ -12,8 +12,17 @@ import warnings
 
 import pytest
 
-from flowmetal.machine.pattern import (case_modify, has_glob, match, pattern_text, replace,
-                                       strip_prefix, strip_suffix, to_glob, to_regex)
+from flowmetal.machine.pattern import (
+    case_modify,
+    has_glob,
+    match,
+    pattern_text,
+    replace,
+    strip_prefix,
+    strip_suffix,
+    to_glob,
+    to_regex,
+)
 
 BASH = "/bin/bash"
 SEP = "\x1f@@"

@@ -8,7 +8,8 @@ import subprocess
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowmetal.connectors.clock import format_time
 from flowmetal.machine.printf import echo_escapes, format, is_warning, shell_quote

@@ -1,10 +1,9 @@
 """The config file: defaults, valid settings, and errors that name the file and the key."""
 from __future__ import annotations
 
-from flowmetal import records
-
 import pytest
 
+from flowmetal import records
 from flowmetal.errors import ConfigError
 from flowmetal.runner import config as cfg
 from flowmetal.runner.config import Config, load_config, parse_config

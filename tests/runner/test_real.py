@@ -15,7 +15,6 @@ from flowmetal.journal import JobLock
 
 from .helpers import ROOT, kinds, only_job, records
 
-
 # Each `sh` appends its number and its FM_STEP_KEY; the sleep gives a test time to kill it.
 SCRIPT = r"""
 for i in 1 2 3; do
@@ -138,7 +137,7 @@ def test_a_torn_tail_is_survived(script, home):
 
 
 def test_divergence_is_reported(script, home):
-    p = fm("s.fm", cwd=script, env={"FM_CRASH_AT": "6"})
+    fm("s.fm", cwd=script, env={"FM_CRASH_AT": "6"})
     job_id, path = only_job(home)
     recs = records(path)
     started = [r for r in recs if r["kind"] == "effect.started"]
