@@ -95,7 +95,8 @@ class FakeClock(Clock):
 
     def _set(self, t: float) -> None:
         """Write the time atomically, so a concurrent reader never sees half a number."""
-        tmp = f"{self.path}.{os.getpid()}.tmp"
+        import threading  # branches read the clock from several threads at once
+        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w") as f:
             f.write(repr(float(t)))
         os.replace(tmp, self.path)

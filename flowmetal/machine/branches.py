@@ -21,9 +21,17 @@ class BranchOps:
         st, br = self.state, self.br
         st["nbr"] += 1
         bid = str(st["nbr"])
-        kid = branch(frames=[frame(ins[1], "br", a=list(self.positional()))],
-                     scopes=clone(br["scopes"]), funcs=dict(br["funcs"]), fds=dict(self.fds()),
-                     cwd=br["cwd"], opts=dict(br["opts"]), parent=self.bid)
+        bottom = frame(ins[1], "br", a=list(self.positional()))
+        if any(fr["k"] in ("fn", "src") or fr.get("fnr") for fr in br["frames"]):
+            bottom["fnr"] = 1          # `return` ends the branch, as it ends bash's subshell
+        owner = self.deadline_owner()
+        if owner is not None:
+            # inside `timeout`: the branch's effects are bound by the same deadline
+            bottom.update(dl=owner["dl"], id=owner["id"])
+            bottom["t"]["ctl"] = owner["t"].get("ctl", {})
+        kid = branch(frames=[bottom], scopes=clone(br["scopes"]), funcs=dict(br["funcs"]),
+                     fds=dict(self.fds()), cwd=br["cwd"], opts=dict(br["opts"]),
+                     parent=self.bid)
         kid["cmd"] = self.snippet(code, ins[2].command.span)
         st["branches"][bid] = kid
         br["kids"].append(bid)
@@ -49,7 +57,8 @@ class BranchOps:
             br["blocked"] = 1
             return
         done = br.pop("final")
-        failed = sorted((k for k in br["kids"] if st["exits"][k]["st"] != 0),
+        failed = sorted((k for k in br["kids"] if st["exits"][k]["st"] != 0
+                         and not st["exits"][k].get("scoped")),
                         key=lambda k: st["exits"][k]["n"])
         if failed and br["opts"].get("e") and not done.get("error") \
                 and not done.get("cancelled") and not done.get("status"):
@@ -64,8 +73,14 @@ class BranchOps:
             st["nend"] += 1
             st["exits"][bid] = {"st": done.get("status", 0), "err": done.get("error"),
                                 "cmd": br.get("cmd", ""), "n": st["nend"]}
+            if (done.get("error") or {}).get("deadline_of") is not None:
+                # ended by the deadline of a `timeout` it was started in: that `timeout` has
+                # reported it; only an explicit `wait` still sees the status
+                st["exits"][bid]["scoped"] = 1
         for other in st["branches"].values():
             other.pop("blocked", None)       # each blocked branch looks again
+            if other.get("wake") is not None and other["wake"] == other["await"]:
+                other["woken"] = 1
 
     def branch_failure(self, bid: str, ex: dict, *, where: bool) -> dict:
         """The error record for a branch that ended with a non-zero status. `where`: name the
@@ -90,16 +105,31 @@ class BranchOps:
             if bid not in kids:
                 return c.fail(f"wait: `{bid}` is not a branch started here (see `$!`)", 127)
         targets = ids or list(kids)
-        if first:
+        if first and not targets:
+            return c.fail("wait -n: no branch to wait for", 127)
+        while True:
             ended = [k for k in targets if k in st["exits"]]
-            if not ended:
-                if not targets:
-                    return c.fail("wait -n: no branch to wait for", 127)
-                raise NeedBranches()
+            if ended if first else len(ended) == len(targets):
+                break
+            self._block(c)
+        if first:
             return self._reap(c, [min(ended, key=lambda k: st["exits"][k]["n"])], ids=True)
-        if any(k not in st["exits"] for k in targets):
-            raise NeedBranches()
         return self._reap(c, targets, ids=bool(ids))
+
+    def _block(self, c) -> None:
+        """Wait for another branch to end. Under a durable deadline (`timeout`) the wait is a
+        timer until it, which the end of a branch cuts short (`wake`), so that the deadline
+        still ends it; elsewhere the branch just blocks."""
+        owner = self.deadline_owner()
+        if owner is None:
+            raise NeedBranches()
+        c.effect({"op": "sleep", "until": owner["dl"], "why": "wait", "wake": True})
+
+    def wakes(self) -> list:
+        """Steps of timers that `wait`s under a deadline await and that the end of a branch
+        has cut short: the runner completes each with {"woken": true}."""
+        return [br["await"] for br in self.state["branches"].values()
+                if br.get("woken") and br["await"] is not None and br.get("wake") == br["await"]]
 
     def _reap(self, c, targets: list, *, ids: bool) -> int:
         """Forget ended branches; the status: the last one's (`wait ID...`), or the first

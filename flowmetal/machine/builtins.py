@@ -408,7 +408,7 @@ def b_exit(c):
 
 @builtin("return")
 def b_return(c):
-    if not any(fr["k"] in ("fn", "src") for fr in c.vm.br["frames"]):
+    if not any(fr["k"] in ("fn", "src") or fr.get("fnr") for fr in c.vm.br["frames"]):
         return c.fail("return: can only be used in a function or a sourced script")
     raise Unwind("return", _status_arg(c, c.argv[1:], c.vm.br["status"]))
 

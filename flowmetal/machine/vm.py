@@ -117,6 +117,7 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         for bid, br in self.state["branches"].items():
             if br["await"] == step:
                 br["await"] = None
+                br.pop("woken", None)
                 r = self._run(bid, True, result)
                 return self._settle([r] if r else [])
         raise KeyError(f"no branch awaits step {step}")
@@ -201,12 +202,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                     return None
                 st["step"] += 1
                 br["await"] = st["step"]
-                deadline = None
-                for fr in frames:
-                    if "dl" in fr and (deadline is None or fr["dl"] < deadline):
-                        deadline = fr["dl"]
-                if deadline is not None:
-                    req["deadline"] = deadline
+                owner = self.deadline_owner()
+                if owner is not None:
+                    req["deadline"] = owner["dl"]
+                if req.get("wake"):
+                    br["wake"] = st["step"]
                 return {"step": st["step"], "br": bid, "req": req}
 
     def cancel(self, reason: str) -> list:
@@ -223,7 +223,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
             br.pop("blocked", None)
             br["cancelled"] = reason
             br["err"] = {"status": 130, "message": reason, "unit": "main"}
-            if "final" in br:
+            if "final" in br:        # its code has ended; it only waits for its branches
+                br["final"] = dict(br["final"], status=130, cancelled=reason)
                 continue
             self.has_result = False
             done = self.unwind("cancel", 130)
@@ -235,8 +236,7 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         """A durable deadline passed during (or before) the last effect: raise status 124 from
         where the branch is, to be caught by the `timeout` (or `retry --timeout`) that set it."""
         self.has_result = False
-        frames = self.br["frames"]
-        owner = min((fr for fr in frames if "dl" in fr), key=lambda fr: fr["dl"], default=None)
+        owner = self.deadline_owner()
         if owner is None:
             return None
         ctl = owner["t"].get("ctl", {})
@@ -244,6 +244,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                           "unit": ctl.get("unit", "main"), "span": ctl.get("span"),
                           "deadline_of": owner["id"]}
         return self.unwind("raise", 124)
+
+    def deadline_owner(self):
+        """The frame of the running branch with the earliest durable deadline, or None."""
+        return min((fr for fr in self.br["frames"] if "dl" in fr), key=lambda fr: fr["dl"],
+                   default=None)
 
     def take_result(self):
         """The result of the request this instruction made (None when it made none)."""

@@ -181,6 +181,7 @@ class Runner:
         _FOREGROUND[0] = (token, sched)
         old = _install(_on_cancel_signal)
         try:
+            self.wake(sched)        # cut short before a crash, the wake not yet journaled
             while m.done() is None:
                 self._launch(sched)
                 if m.done() is not None:
@@ -197,7 +198,7 @@ class Runner:
                     token, sched = self._cancel(token, sched)
                     continue
                 step, res = got
-                self._complete(step, res)
+                self._complete(step, res, sched)
         except KeyboardInterrupt:
             # A second Ctrl-C (or `fm cancel`) while the first one's `finally` blocks run:
             # stop at once.
@@ -216,27 +217,32 @@ class Runner:
     def _launch(self, sched) -> None:
         """Journal each new request as started (snapshotting first when due) and submit it."""
         for step in sorted(self.pending):
-            p = self.pending[step]
-            if p.get("submitted"):
+            p = self.pending.get(step)
+            if p is None or p.get("submitted"):
                 continue
-            if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
-                self._snapshot()
-            req = p["req"]
-            started = {"step": step, "req": compact(req, self.base_env)}
-            if p["br"] != MAIN_BRANCH:
-                started["br"] = p["br"]
-            rerun = p["started"]
-            if rerun:
-                started["rerun"] = True
-            self.journal.append("effect.started", started, sync=False)
-            p["started"] = p["submitted"] = True
-            if rerun and req.get("once") is True:
+            rerun = self._start(step, p)
+            if rerun and p["req"].get("once") is True:
                 # `once` (at-most-once): an interrupted run may have done its work, so it is
                 # not run again; the machine gets status 125, "outcome unknown", instead.
-                self._complete(step, unknown_outcome(req))
-                self._launch(sched)
-                return
-            sched.submit(step, req)
+                self._complete(step, unknown_outcome(p["req"]), sched)
+                continue
+            sched.submit(step, p["req"])
+        if any(not p.get("submitted") for p in self.pending.values()):
+            self._launch(sched)
+
+    def _start(self, step: int, p: dict) -> bool:
+        """Journal `effect.started` for a pending request; True if it is a re-run."""
+        if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
+            self._snapshot()
+        started = {"step": step, "req": compact(p["req"], self.base_env)}
+        if p["br"] != MAIN_BRANCH:
+            started["br"] = p["br"]
+        rerun = p["started"]
+        if rerun:
+            started["rerun"] = True
+        self.journal.append("effect.started", started, sync=False)
+        p["started"] = p["submitted"] = True
+        return rerun
 
     def _snapshot(self) -> None:
         """Journal the machine's whole state and the requests it awaits (not synced: the
@@ -252,8 +258,9 @@ class Runner:
                             sync=False)
         self.since_snapshot = 0
 
-    def _complete(self, step: int, res: dict) -> None:
-        """Journal a result (fsync'd) and feed it to the machine."""
+    def _complete(self, step: int, res: dict, sched) -> None:
+        """Journal a result (fsync'd) and feed it to the machine; then the timers the machine
+        cut short (a `wait` under a deadline whose branch ended) complete the same way."""
         p = self.pending.pop(step)
         done = {"step": step, "res": res}
         if p["br"] != MAIN_BRANCH:
@@ -262,6 +269,18 @@ class Runner:
         self.since_snapshot += 1
         self.add(_machine_step(lambda: self.machine.feed(step, res)))
         self._note_main_end()
+        self.wake(sched)
+
+    def wake(self, sched) -> None:
+        """Complete every timer the machine has cut short with {"woken": true}."""
+        for step in self.machine.wakes():
+            p = self.pending.get(step)
+            if p is None:
+                continue
+            if not p.get("submitted"):
+                self._start(step, p)
+            sched.unpark(step)
+            self._complete(step, {"woken": True}, sched)
 
     def _note_main_end(self) -> None:
         """Once, when the main code has ended but branches still run: a `main.ended` record
@@ -288,6 +307,7 @@ class Runner:
         token = CancelToken()
         token.second = True
         sched = Scheduler(self.term, token)
+        self.wake(sched)
         _FOREGROUND[0] = (token, sched)
         return token, sched
 
@@ -533,8 +553,9 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
             after = [r for r in everything() if r["seq"] > 0]
         runner.add(machine.start())
         note = "" if snap is None else (
-            f" (the job was started by fm {first.get('version', '?')}, whose compiled program "
-            f"differs from this fm {__version__}'s)")
+            f" (the job was started by fm {first.get('version', '?')}; its snapshot's "
+            f"compiled layout differs from this fm {__version__}'s, so it was replayed from "
+            "its start)")
     for rec in after:
         _replay_record(runner, rec, first["env"], note)
     return runner

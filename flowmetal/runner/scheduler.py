@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import queue
 import threading
+import time
 
 from ..connectors import EFFECTS, LineTerm, perform
 from ..connectors.clock import get_clock
@@ -57,6 +58,14 @@ class Scheduler:
     def submit(self, step: int, req: dict) -> None:
         self.ready.append((step, req))
 
+    def unpark(self, step: int) -> None:
+        """Forget a submitted timer (the machine cut it short: its result is given instead)."""
+        self.ready = [r for r in self.ready if r[0] != step]
+        kept = [t for t in self.timers if t[1] != step]
+        if len(kept) != len(self.timers):
+            self.timers = kept
+            heapq.heapify(self.timers)
+
     def outstanding(self) -> int:
         return len(self.ready) + len(self.timers) + len(self.running)
 
@@ -82,12 +91,12 @@ class Scheduler:
         if EFFECTS[req["op"]].waits:
             until = float(req["until"])
             deadline = req.get("deadline")
-            cut = deadline is not None and deadline < until
+            cut = deadline is not None and deadline <= until
             heapq.heappush(self.timers, (deadline if cut else until, step, req, cut))
             return
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="fm-effect")
+            self._pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="fm-effect")
         self.running[step] = req
         term = LineTerm(self.term, self.lock)
         fut = self._pool.submit(perform, req, term, self.token)
@@ -143,10 +152,10 @@ class Scheduler:
         running ones to stop; their results are dropped."""
         self.ready.clear()
         self.timers.clear()
-        end = get_clock().now() + ABANDON_GRACE
+        end = time.monotonic() + ABANDON_GRACE
         while self.running:
             try:
-                step, fut, term = self.done.get(timeout=max(end - get_clock().now(), 0.01))
+                step, fut, term = self.done.get(timeout=max(end - time.monotonic(), 0.01))
             except queue.Empty:
                 break
             self.running.pop(step, None)

@@ -38,6 +38,9 @@ class Machine:
     def main_waits(self):
         return None
 
+    def wakes(self):
+        return []
+
     def done(self):
         return self.state.get("done")
 

@@ -43,6 +43,9 @@ class Machine:
     def main_waits(self):
         return None
 
+    def wakes(self):
+        return []
+
     def done(self):
         return self.state.get("done")
 
