@@ -363,6 +363,55 @@ def test_timeout_bounds_a_wait_in_its_body(w, h):
     assert (r.returncode, r.stdout) == (0, "status 124\nearly\n"), r.stderr
 
 
+def test_branches_started_in_a_timeout_end_at_its_deadline(w, h):
+    """A branch inherits the deadline of the `timeout` it was started in: it does not outlive
+    it, and its timing out is the `timeout`'s to report (it does not fail the job later)."""
+    (w / "t.fm").write_text("timeout 1 { /bin/sleep 3 & /bin/sleep 2; } || echo \"st $?\"\n"
+                            "echo end\n")
+    t0 = time.monotonic()
+    r = fm("t.fm", cwd=w, home=h)
+    assert (r.returncode, r.stdout) == (0, "st 124\nend\n"), r.stderr
+    assert time.monotonic() - t0 < 2.8      # not the branch's 3 s
+    assert not running("/bin/sleep 3")
+
+
+WAKE = """
+timeout 20 {
+  { /bin/sleep 0.3; echo a >> log; } &
+  { /bin/sleep 0.6; echo b >> log; } &
+  wait
+}
+echo "status $?" >> log
+"""
+
+
+def test_a_crash_around_a_woken_wait_resumes_it(w, h):
+    """`wait` under a deadline is a timer that a branch's end cuts short (a `woken` result):
+    killed after each journal record and resumed, the job ends as an uncrashed run does."""
+    (w / "k.fm").write_text(WAKE)
+    ref = fm("k.fm", cwd=w, home=h)
+    assert ref.returncode == 0, ref.stderr
+    assert sorted((w / "log").read_text().split()) == ["0", "a", "b", "status"]
+    _, path = job_of(h)
+    woken = [r for r in records(path) if r["kind"] == "effect.done"
+             and r.get("res") == {"woken": True}]
+    assert woken, "the wait was not cut short"
+    n = len(records(path))
+    for crash in range(1, n - 1):       # not the final record: that job has ended
+        home = h.parent / f"h{crash}"
+        (w / "log").unlink()
+        first = fm("k.fm", cwd=w, home=home, env={"FM_CRASH_AT": crash})
+        if first.returncode == 0:
+            continue
+        assert first.returncode == -signal.SIGKILL, first.stderr
+        job, _ = job_of(home)
+        again = fm("resume", job, cwd=w, home=home)
+        assert again.returncode == 0, (crash, again.stderr)
+        lines = (w / "log").read_text().split("\n")
+        assert lines[-2] == "status 0", (crash, lines)
+        assert sorted(set(lines[:-2])) == ["a", "b"], (crash, lines)
+
+
 # -- 6. whole lines ---------------------------------------------------------------------------
 
 LINES = r"""
