@@ -197,8 +197,7 @@ class Runner:
                 if got is None or token.is_set():
                     token, sched = self._cancel(token, sched)
                     continue
-                step, res = got
-                self._complete(step, res, sched)
+                self._complete_all([got, *sched.ready_completions()], sched)
         except KeyboardInterrupt:
             # A second Ctrl-C (or `fm cancel`) while the first one's `finally` blocks run:
             # stop at once.
@@ -259,15 +258,22 @@ class Runner:
         self.since_snapshot = 0
 
     def _complete(self, step: int, res: dict, sched) -> None:
-        """Journal a result (fsync'd) and feed it to the machine; then the timers the machine
-        cut short (a `wait` under a deadline whose branch ended) complete the same way."""
-        p = self.pending.pop(step)
-        done = {"step": step, "res": res}
-        if p["br"] != MAIN_BRANCH:
-            done["br"] = p["br"]
-        self.journal.append("effect.done", done)
-        self.since_snapshot += 1
-        self.add(_machine_step(lambda: self.machine.feed(step, res)))
+        """Journal a result (fsync'd) and feed it to the machine."""
+        self._complete_all([(step, res)], sched)
+
+    def _complete_all(self, done: list, sched) -> None:
+        """Journal results that finished together with one fsync (group commit: every one is
+        durable before the machine sees any, G1), then feed them in journal order; then the
+        timers the machine cut short (a `wait` under a deadline whose branch ended)."""
+        for k, (step, res) in enumerate(done):
+            p = self.pending.pop(step)
+            rec = {"step": step, "res": res}
+            if p["br"] != MAIN_BRANCH:
+                rec["br"] = p["br"]
+            self.journal.append("effect.done", rec, sync=k == len(done) - 1)
+            self.since_snapshot += 1
+        for step, res in done:
+            self.add(_machine_step(lambda s=step, r=res: self.machine.feed(s, r)))
         self._note_main_end()
         self.wake(sched)
 
@@ -382,8 +388,8 @@ def _install(handlers):
     old = {}
     for sig in _CANCEL_SIGNALS:
         new = handlers.get(sig) if isinstance(handlers, dict) else handlers
-        if new is None:
-            continue
+        if new is None or signal.getsignal(sig) is signal.SIG_IGN:
+            continue    # fm in a script's background ignores SIGINT, as bash's jobs do
         try:
             old[sig] = signal.signal(sig, new)
         except ValueError:

@@ -10,7 +10,6 @@ parked in a heap of due times, and the runner's thread sleeps until the first on
 from __future__ import annotations
 
 import heapq
-import queue
 import threading
 import time
 
@@ -49,7 +48,7 @@ class Scheduler:
         self.ready: list = []            # (step, req) submitted, not started yet
         self.timers: list = []           # heap of (due, step, req, cut) for parked sleeps
         self.running: dict = {}          # step -> req, performed in a worker thread
-        self.done: queue.Queue = queue.Queue()
+        self.done = None                 # the completion queue, made with the first thread
         self.lock = threading.Lock()     # serialises whole lines written to the terminal
         self.inline = False              # the runner's thread is performing an effect
         self._pool = None
@@ -95,7 +94,9 @@ class Scheduler:
             heapq.heappush(self.timers, (deadline if cut else until, step, req, cut))
             return
         if self._pool is None:
+            import queue
             from concurrent.futures import ThreadPoolExecutor
+            self.done = queue.Queue()
             self._pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="fm-effect")
         self.running[step] = req
         term = LineTerm(self.term, self.lock)
@@ -124,14 +125,35 @@ class Scheduler:
                 timeout = min(POLL, max(due - now, 0.001))
             else:
                 timeout = POLL
-            try:
-                step, fut, term = self.done.get(timeout=timeout)
-            except queue.Empty:
+            got = self._get(timeout)
+            if got is None:
                 continue
             self._clear_status()
-            del self.running[step]
-            term.flush()
-            return step, fut.result()
+            return got
+
+    def _get(self, timeout: float):
+        """A completion from a worker thread, within `timeout` seconds, or None."""
+        if self.done is None:
+            time.sleep(timeout)
+            return None
+        import queue
+        try:
+            step, fut, term = self.done.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        del self.running[step]
+        term.flush()
+        return step, fut.result()
+
+    def ready_completions(self) -> list:
+        """The completions already waiting, without blocking (journaled with one fsync)."""
+        out = []
+        while self.done is not None and not self.done.empty():
+            got = self._get(0)
+            if got is None:
+                break
+            out.append(got)
+        return out
 
     def _show_status(self, req: dict, now: float, due: float) -> None:
         """On a TTY, while only timers are outstanding: what the job waits for, and until."""
@@ -153,13 +175,8 @@ class Scheduler:
         self.ready.clear()
         self.timers.clear()
         end = time.monotonic() + ABANDON_GRACE
-        while self.running:
-            try:
-                step, fut, term = self.done.get(timeout=max(end - time.monotonic(), 0.01))
-            except queue.Empty:
-                break
-            self.running.pop(step, None)
-            term.flush()
+        while self.running and time.monotonic() < end:
+            self._get(max(end - time.monotonic(), 0.01))
         self.running.clear()
 
     def close(self) -> None:
