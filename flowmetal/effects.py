@@ -1,11 +1,11 @@
 """The effect registry: one record per effect op the machine can request (docs/effects.md).
 
 Everything the rest of the code needs to know about an op lives here: which connector
-function performs it, whether it changes the world (a program, a write, a `cd`: its result
-must be durable before anything that depends on it), whether it waits (a timer the runner can
-park instead of blocking a thread on it), which request fields hold paths (a NUL byte there
-fails the effect before any system call), and what its failure looks like in that case.
-Adding an op means adding one record here and one connector function.
+function performs it, whether it changes the world (a program, a write: not safely repeated),
+whether it waits (a timer the runner can park instead of blocking a thread on it), which
+request fields hold paths (a NUL byte there fails the effect before any system call) and what
+its failure looks like in that case, and how `fm log` shows it. Adding an op means adding one
+record here and one connector function.
 """
 from __future__ import annotations
 
@@ -37,22 +37,27 @@ class Effect:
     """The result when a path holds a NUL byte (None: `{"error": "...: the name holds a NUL
     byte"}`)."""
 
+    log: str
+    """How `fm log` shows its request and result (runner/history.py): exec, write, sleep,
+    path (a file op: its path and the gist of its result), clock, home, random, read_line."""
+
 
 _ALL = (
-    Effect("exec", "process:perform_exec", True, False, (), None),
-    Effect("open", "files:do_open", True, False, ("path", "cwd"), None),
-    Effect("write", "files:do_write", True, False, (), None),
-    Effect("read_file", "files:do_read_file", False, False, ("path", "cwd"), None),
+    Effect("exec", "process:perform_exec", True, False, (), None, "exec"),
+    Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path"),
+    Effect("write", "files:do_write", True, False, (), None, "write"),
+    Effect("read_file", "files:do_read_file", False, False, ("path", "cwd"), None, "path"),
     Effect("read_line", "files:do_read_line", False, False, ("path", "cwd"),
-           {"line": None, "error": "read error: a path holds a NUL byte"}),
-    Effect("glob", "files:do_glob", False, False, ("pattern", "cwd"), {"matches": []}),
-    Effect("test", "files:do_test", False, False, ("path", "path2", "cwd"), {"result": False}),
-    Effect("cd", "files:do_cd", False, False, ("path", "cwd"), None),
-    Effect("realpath", "files:do_realpath", False, False, ("path", "cwd"), None),
-    Effect("home", "files:do_home", False, False, (), None),
-    Effect("clock", "clock:perform_clock", False, False, (), None),
-    Effect("sleep", "clock:perform_sleep", False, True, (), None),
-    Effect("random", "clock:perform_random", False, False, (), None),
+           {"line": None, "error": "read error: a path holds a NUL byte"}, "read_line"),
+    Effect("glob", "files:do_glob", False, False, ("pattern", "cwd"), {"matches": []}, "path"),
+    Effect("test", "files:do_test", False, False, ("path", "path2", "cwd"), {"result": False},
+           "path"),
+    Effect("cd", "files:do_cd", False, False, ("path", "cwd"), None, "path"),
+    Effect("realpath", "files:do_realpath", False, False, ("path", "cwd"), None, "path"),
+    Effect("home", "files:do_home", False, False, (), None, "home"),
+    Effect("clock", "clock:perform_clock", False, False, (), None, "clock"),
+    Effect("sleep", "clock:perform_sleep", False, True, (), None, "sleep"),
+    Effect("random", "clock:perform_random", False, False, (), None, "random"),
 )
 
 EFFECTS: dict[str, Effect] = {e.op: e for e in _ALL}

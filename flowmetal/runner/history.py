@@ -5,6 +5,8 @@ import shlex
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
+from ..effects import EFFECTS
+
 _STREAMS = {1: "stdout", 2: "stderr"}
 _MAX_WIDTH = 100
 
@@ -92,42 +94,47 @@ def describe_request(req: dict, ts: str | None = None) -> str:
 
 def _describe_request(req: dict, started: float | None) -> str:
     op = req.get("op", "?")
-    if op == "sleep":
-        until = req.get("until")
-        why = _clip(str(req.get("why") or "sleep"), 60)
-        text = f"sleep  {why} until {utc_time(until, started)}"
-        if started is not None and _number(until):
-            # `ts` is to the millisecond and a little after the clock was read: round.
-            wait = max(until - started, 0)
-            text += f" ({_duration(round(wait) if wait >= 10 else round(wait, 1))})"
-        return text
-    if op == "clock":
-        return _describe_clock(req)
-    if op == "home":
-        return f"home  ~{_clip(str(req.get('user', '')), 40)}"
-    if op == "random":
-        return "random"
-    if op == "exec":
-        stages = []
-        for st in req.get("stages", []):
-            words = shlex.join(str(a) for a in st.get("argv", []))
-            for fd, t in sorted((st.get("fds") or {}).items()):
-                if isinstance(t, dict) and t.get("kind") == "file":
-                    words += f" {'' if fd in ('0', '1') else fd}{_target(t)}"
-            stages.append(words)
-        return "exec  " + _clip(" | ".join(stages))
-    if op == "write":
-        t = req.get("target") or {}
-        n = len(str(req.get("data", "")).encode("utf-8", "surrogateescape"))
-        return f"write  {_target(t)} {n} bytes"
-    if op in ("open", "read_file", "cd", "glob", "test"):
-        arg = req.get("display") or req.get("path") or req.get("pattern") or ""
-        extra = f"{req['test']} " if op == "test" else (f"{req['mode']} " if op == "open" else "")
-        return f"{op}  {extra}{_clip(str(arg))}"
-    if op == "read_line":
-        return f"read_line  fd {req.get('fd', 0)}"
-    rest = {k: v for k, v in req.items() if k != "op"}
-    return f"{op}  {_clip(str(rest))}"
+    effect = EFFECTS.get(op)
+    show = _SHOW_REQUEST.get(effect.log) if effect is not None else None
+    if show is None:
+        rest = {k: v for k, v in req.items() if k != "op"}
+        return f"{op}  {_clip(str(rest))}"
+    return show(req, started)
+
+
+def _show_sleep(req: dict, started: float | None) -> str:
+    until = req.get("until")
+    why = _clip(str(req.get("why") or "sleep"), 60)
+    text = f"sleep  {why} until {utc_time(until, started)}"
+    if started is not None and _number(until):
+        # `ts` is to the millisecond and a little after the clock was read: round.
+        wait = max(until - started, 0)
+        text += f" ({_duration(round(wait) if wait >= 10 else round(wait, 1))})"
+    return text
+
+
+def _show_exec(req: dict, started) -> str:
+    stages = []
+    for st in req.get("stages", []):
+        words = shlex.join(str(a) for a in st.get("argv", []))
+        for fd, t in sorted((st.get("fds") or {}).items()):
+            if isinstance(t, dict) and t.get("kind") == "file":
+                words += f" {'' if fd in ('0', '1') else fd}{_target(t)}"
+        stages.append(words)
+    return "exec  " + _clip(" | ".join(stages))
+
+
+def _show_write(req: dict, started) -> str:
+    t = req.get("target") or {}
+    n = len(str(req.get("data", "")).encode("utf-8", "surrogateescape"))
+    return f"write  {_target(t)} {n} bytes"
+
+
+def _show_path(req: dict, started) -> str:
+    op = req["op"]
+    arg = req.get("display") or req.get("path") or req.get("pattern") or ""
+    extra = f"{req['test']} " if op == "test" else (f"{req['mode']} " if op == "open" else "")
+    return f"{op}  {extra}{_clip(str(arg))}"
 
 
 def _describe_clock(req: dict) -> str:
@@ -169,34 +176,12 @@ def describe_result(req: dict | None, res) -> str:
             parts.append("(timed out)")
         elif res.get("stopped"):
             parts.append("(stopped)")
-    elif op == "sleep":
-        parts.append("woke")
-    elif op == "home":
-        parts.append("no such user" if res.get("home") is None else _clip(str(res["home"])))
-    elif op == "clock":
-        if "text" in res:
-            parts.append(_clip(str(res["text"]), 60))
-        elif isinstance(res.get("texts"), list):
-            parts.append(_clip(" | ".join(map(str, res["texts"])), 60))
-        elif _number(res.get("now")):
-            when = datetime.fromtimestamp(res["now"], tz=timezone.utc)
-            parts.append(when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000))
-        else:
-            parts.append(_clip(str(res), 60))
-    elif op == "random":
-        parts.append(str(res.get("int")))
-    elif op == "glob":
-        parts.append(f"{len(res.get('matches', []))} matches")
-    elif op == "test":
-        parts.append(str(res.get("result")).lower())
-    elif op == "cd":
-        parts.append(str(res.get("cwd", "")))
-    elif op == "read_file":
-        parts.append(f"{len(str(res.get('data', '')))} chars")
-    elif op == "read_line":
-        parts.append("EOF" if res.get("line") is None else f"{len(res['line'])} chars")
-    elif op not in ("write", "open"):
-        parts.append(_clip(str(res), 60))
+    else:
+        effect = EFFECTS.get(op)
+        show = _SHOW_RESULT.get(effect.log) if effect is not None else None
+        text = show(res) if show is not None else _clip(str(res), 60)
+        if text:
+            parts.append(text)
     if op != "write":
         for key in ("out", "err"):
             if res.get(key):
@@ -308,3 +293,51 @@ def output_chunks(records: Iterable[dict]) -> Iterator[tuple[int, str]]:
             first = rec
         elif kind == "job.failed" and isinstance(rec.get("error"), dict):
             yield 2, render_failure(first, rec["error"]) + "\n"
+
+
+def _result_clock(res: dict) -> str:
+    if "text" in res:
+        return _clip(str(res["text"]), 60)
+    if isinstance(res.get("texts"), list):
+        return _clip(" | ".join(map(str, res["texts"])), 60)
+    if _number(res.get("now")):
+        when = datetime.fromtimestamp(res["now"], tz=timezone.utc)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000)
+    return _clip(str(res), 60)
+
+
+def _result_path(res: dict) -> str:
+    if "matches" in res:
+        return f"{len(res['matches'])} matches"
+    if "result" in res:
+        return str(res["result"]).lower()
+    if "cwd" in res:
+        return str(res["cwd"])
+    if "data" in res:
+        return f"{len(str(res['data']))} chars"
+    if "path" in res:
+        return _clip(str(res["path"]))
+    return ""
+
+
+# How `fm log` shows each kind of effect (flowmetal/effects.py names an op's kind: `log`).
+_SHOW_REQUEST = {
+    "sleep": _show_sleep,
+    "exec": _show_exec,
+    "write": _show_write,
+    "path": _show_path,
+    "clock": lambda req, started: _describe_clock(req),
+    "home": lambda req, started: f"home  ~{_clip(str(req.get('user', '')), 40)}",
+    "random": lambda req, started: "random",
+    "read_line": lambda req, started: f"read_line  fd {req.get('fd', 0)}",
+}
+_SHOW_RESULT = {
+    "sleep": lambda res: "woken" if res.get("woken") else "woke",
+    "exec": lambda res: "",
+    "write": lambda res: "",
+    "path": _result_path,
+    "clock": _result_clock,
+    "home": lambda res: "no such user" if res.get("home") is None else _clip(str(res["home"])),
+    "random": lambda res: str(res.get("int")),
+    "read_line": lambda res: "EOF" if res.get("line") is None else f"{len(res['line'])} chars",
+}

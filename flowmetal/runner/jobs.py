@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..effects import EFFECTS
 from ..errors import JobNotFoundError, JournalError
 from ..journal import TERMINAL_KINDS, JobLock, read_records
 from ..records import record
@@ -286,7 +287,8 @@ def _waiting_on(path: Path) -> tuple[str | None, bool]:
 def _timer_of(req) -> float | None:
     """When a `sleep` request wakes: its `until`, or its `deadline` when that comes first;
     None for any other request."""
-    if not isinstance(req, dict) or req.get("op") != "sleep":
+    effect = EFFECTS.get(req.get("op")) if isinstance(req, dict) else None
+    if effect is None or not effect.waits:
         return None
     times = [t for t in (req.get("until"), req.get("deadline"))
              if isinstance(t, (int, float)) and not isinstance(t, bool)]
