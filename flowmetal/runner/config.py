@@ -50,10 +50,16 @@ class RetryConfig:
 class JournalConfig:
     """`[journal]`: durability of job journals."""
 
-    fsync: bool = True
-    """Whether journal writes are flushed to disk (`fsync = "always"`, the default) or left to
-    the OS (`"never"`: faster, but a power loss may lose the last steps; a crash of fm alone
-    does not)."""
+    fsync: str = "always"
+    """When journal writes are flushed to disk (docs/journal.md, "When records are synced"):
+    `"always"` (the default): the result of every effect that changes the world is durable
+    before the job goes on; `"batch"`: those flushes may wait up to BATCH_DELAY, so a power
+    loss (not a crash of fm) may run such an effect again; `"never"`: left to the OS."""
+
+    @property
+    def syncs(self) -> bool:
+        """Whether the journal fsyncs at all."""
+        return self.fsync != "never"
 
 
 @record
@@ -225,10 +231,10 @@ def _url(v) -> str:
     return v.rstrip("/")
 
 
-def _fsync(v) -> bool:
-    if v not in ("always", "never"):
-        raise ValueError(f"expected \"always\" or \"never\", got {v!r}")
-    return v == "always"
+def _fsync(v) -> str:
+    if v not in ("always", "batch", "never"):
+        raise ValueError(f"expected \"always\", \"batch\" or \"never\", got {v!r}")
+    return v
 
 
 def _string(v) -> str:

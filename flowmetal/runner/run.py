@@ -19,6 +19,7 @@ import signal
 from pathlib import Path
 
 from .. import __version__
+from ..effects import EFFECTS
 from ..errors import FlowmetalError, JournalError
 from ..journal import TERMINAL_KINDS, JobLock, Journal
 from ..records import record
@@ -26,7 +27,14 @@ from .config import Config
 from .jobs import JOURNAL, create_job_dir, new_job_id
 
 SNAPSHOT_EVERY = 64
-"""Requests between two snapshots: resuming re-runs at most this many pure stretches (G5)."""
+"""Results between two snapshots, at least: resuming re-runs at least this many pure stretches.
+A snapshot is also not written before the journal has grown by the size of the last one, so
+the bytes of snapshots stay at most those of the records between them (a big state is not
+copied every 64 effects: journal bytes stay proportional to effects plus state)."""
+
+BATCH_DELAY = 0.05
+"""With `[journal] fsync = "batch"`: the longest a world-changing effect's result waits for
+its fsync (docs/journal.md)."""
 
 CANCELLED_STATUS = 130
 
@@ -117,12 +125,18 @@ def _canon(value):
 
 
 class JobJournal:
-    """The journal as the runner writes it: SIGINT held off during a write, and the crash hook."""
+    """The journal as the runner writes it: SIGINT held off during a write, and the crash hooks.
+
+    FM_CRASH_AT=N makes the runner SIGKILL itself right after record N; with FM_CRASH_POWER=1
+    the journal is first cut back to its last fsync, as a power loss would leave it (tests of
+    which records must be synced when: docs/journal.md)."""
 
     def __init__(self, journal: Journal, *, created: bool):
         """Wrap a journal just made by Journal.create (`created`) or reopened by Journal.open."""
         self.journal = journal
         self.crash_at = _crash_at()
+        self.power = self.crash_at is not None and os.environ.get("FM_CRASH_POWER") == "1"
+        self.synced = self.size() if self.power else 0
         if created:
             self._check(0)
 
@@ -135,11 +149,28 @@ class JobJournal:
             seq = self.journal.append(kind, fields, sync=sync)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if sync and self.power:
+            self.synced = self.size()
         self._check(seq)
         return seq
 
+    def sync(self) -> None:
+        """Make every record so far durable."""
+        self.journal.sync()
+        if self.power:
+            self.synced = self.size()
+
+    def size(self) -> int:
+        """The journal file's size in bytes."""
+        try:
+            return os.stat(self.journal.path).st_size
+        except OSError:
+            return 0
+
     def _check(self, seq: int) -> None:
         if seq == self.crash_at:
+            if self.power:
+                os.truncate(self.journal.path, self.synced)
             os.kill(os.getpid(), signal.SIGKILL)
 
     def close(self) -> None:
@@ -164,6 +195,11 @@ class Runner:
         self.layout = layout
         self.pending: dict = {}
         self.main_ended = False
+        self.sync_mode = "always"        # [journal] fsync
+        self.unsynced = False            # records appended since the last fsync
+        self._flusher = None             # the timer of a delayed fsync ("batch")
+        self.snapshot_bytes = 0          # the size of the last snapshot record
+        self.snapshot_end = 0            # the journal's size right after it
         # Requests completed since the last snapshot; None when the journal has no snapshot yet.
         self.since_snapshot = since_snapshot
 
@@ -209,6 +245,8 @@ class Runner:
             if token.is_set():
                 sched.abandon()
             sched.close()
+            if self._flusher is not None:
+                self._flusher.cancel()      # the final record syncs everything before it
             _FOREGROUND[0] = None
             _install(old)
         return self._finish(m.done())
@@ -231,8 +269,10 @@ class Runner:
 
     def _start(self, step: int, p: dict) -> bool:
         """Journal `effect.started` for a pending request; True if it is a re-run."""
-        if self.since_snapshot is None or self.since_snapshot >= SNAPSHOT_EVERY:
+        if self._snapshot_due():
             self._snapshot()
+        if self.unsynced and (EFFECTS[p["req"]["op"]].world or EFFECTS[p["req"]["op"]].waits):
+            self._sync()          # what it may depend on is durable before it starts
         started = {"step": step, "req": compact(p["req"], self.base_env)}
         if p["br"] != MAIN_BRANCH:
             started["br"] = p["br"]
@@ -243,6 +283,13 @@ class Runner:
         p["started"] = p["submitted"] = True
         return rerun
 
+    def _snapshot_due(self) -> bool:
+        if self.since_snapshot is None:
+            return True
+        if self.since_snapshot < SNAPSHOT_EVERY:
+            return False
+        return self.journal.size() - self.snapshot_end >= self.snapshot_bytes
+
     def _snapshot(self) -> None:
         """Journal the machine's whole state and the requests it awaits (not synced: the
         next effect.done syncs it)."""
@@ -251,11 +298,41 @@ class Runner:
             p = self.pending[step]
             pend.append({"step": step, "br": p["br"], "req": compact(p["req"], self.base_env),
                          "started": p["started"]})
+        before = self.journal.size()
         self.journal.append("snapshot", {"step": self.machine.state["step"],
                                          "state": self.machine.state, "pending": pend,
                                          "layout": self.layout, "version": __version__},
                             sync=False)
+        self.snapshot_end = self.journal.size()
+        self.snapshot_bytes = self.snapshot_end - before
+        self.unsynced = True
         self.since_snapshot = 0
+
+    def _sync(self) -> None:
+        """Make every record so far durable now."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        self.journal.sync()
+        self.unsynced = False
+
+    def _durable_soon(self) -> None:
+        """A world-changing effect's result: fsync now, or with "batch" within BATCH_DELAY."""
+        if self.sync_mode != "batch":
+            self._sync()
+        elif self._flusher is None:
+            import threading
+            self.unsynced = True
+            self._flusher = threading.Timer(BATCH_DELAY, self._flush_later)
+            self._flusher.daemon = True
+            self._flusher.start()
+
+    def _flush_later(self) -> None:
+        try:
+            self.journal.sync()
+        except (OSError, ValueError, JournalError):
+            pass          # closed meanwhile: its last record was synced by whoever closed it
+        self._flusher = None
 
     def _complete(self, step: int, res: dict, sched) -> None:
         """Journal a result (fsync'd) and feed it to the machine."""
@@ -265,13 +342,22 @@ class Runner:
         """Journal results that finished together with one fsync (group commit: every one is
         durable before the machine sees any, G1), then feed them in journal order; then the
         timers the machine cut short (a `wait` under a deadline whose branch ended)."""
+        world = any(EFFECTS[self.pending[step]["req"]["op"]].world for step, _ in done)
+        now = world and self.sync_mode != "batch"
         for k, (step, res) in enumerate(done):
             p = self.pending.pop(step)
             rec = {"step": step, "res": res}
             if p["br"] != MAIN_BRANCH:
                 rec["br"] = p["br"]
-            self.journal.append("effect.done", rec, sync=k == len(done) - 1)
+            last = k == len(done) - 1
+            self.journal.append("effect.done", rec, sync=now and last)
             self.since_snapshot += 1
+        self.unsynced = not now
+        if now and self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        elif world:
+            self._durable_soon()
         for step, res in done:
             self.add(_machine_step(lambda s=step, r=res: self.machine.feed(s, r)))
         self._note_main_end()
@@ -467,7 +553,7 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
             "version": __version__, "id": job_id, "name": script.name,
             "filename": script.filename, "source": script.source, "argv": list(script.argv),
             "cwd": cwd, "env": env, "pid": pid, "settings": settings,
-        }, fsync=config.journal.fsync), created=True)
+        }, fsync=config.journal.syncs), created=True)
     except BaseException as e:
         lock.release()
         _tag(e, job_dir)
@@ -475,6 +561,7 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
     try:
         runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
                         base_env=env, layout=machine.layout())
+        runner.sync_mode = config.journal.fsync
         runner.add(_machine_step(machine.start))
         runner._note_main_end()
         return runner.run()
@@ -499,7 +586,7 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
     lock = JobLock.acquire(job_dir)
     journal = None
     try:
-        journal = Journal.open(job_dir / JOURNAL, fsync=config.journal.fsync)
+        journal = Journal.open(job_dir / JOURNAL, fsync=config.journal.syncs)
         first = journal.first()
         snap, after = journal.tail()
         last = after[-1] if after else snap or first
@@ -508,6 +595,7 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
         runner = replay(job_id, job_dir, lock, JobJournal(journal, created=False),
                         first, snap, after, term, config=config, everything=journal.records)
+        runner.sync_mode = config.journal.fsync
         if cancel is not None and not runner.machine.state.get("cancelled"):
             runner.journal.append("cancel", {"step": runner.machine.state.get("step", 0),
                                              "reason": cancel})

@@ -842,7 +842,9 @@ def test_speed_of_a_1000_line_script():
     assert text.count("\n") >= 1000
     parse(text)   # warm up: loads the tables
     best = min(_timed(text) for _ in range(3))
-    assert best < 0.15, f"parsing 1000 lines took {best * 1000:.0f} ms"
+    # ~50 ms here; the bound is 10x that so a loaded 2-core machine cannot flake it (the
+    # figure itself belongs in bench/): this catches an accidental quadratic parser.
+    assert best < 0.5, f"parsing 1000 lines took {best * 1000:.0f} ms"
 
 
 def _timed(text):

@@ -14,7 +14,7 @@ def test_missing_default_file_gives_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nothing"))
     c = load_config()
     assert c == Config()
-    assert c.journal.fsync is True and c.retry.attempts == 5 and c.daemon.listen == "127.0.0.1:7468"
+    assert c.journal.fsync == "always" and c.retry.attempts == 5 and c.daemon.listen == "127.0.0.1:7468"
 
 
 def test_fm_config_names_the_file(tmp_path, monkeypatch):
@@ -22,7 +22,7 @@ def test_fm_config_names_the_file(tmp_path, monkeypatch):
     p.write_text('[journal]\nfsync = "never"\n')
     monkeypatch.setenv("FM_CONFIG", str(p))
     c = load_config()
-    assert c.journal.fsync is False and c.path == str(p)
+    assert c.journal.fsync == "never" and c.path == str(p)
 
 
 def test_an_explicit_missing_file_is_an_error(tmp_path, monkeypatch):
@@ -52,7 +52,7 @@ prompt = "fm> "
     assert c.daemon.public_url == "https://fm.example.com"
     assert c.http.timeout == 90.0
     assert (c.retry.attempts, c.retry.delay, c.retry.backoff, c.retry.max_delay) == (3, 0.5, 1.5, 600)
-    assert c.journal.fsync is True and c.shell.prompt == "fm> "
+    assert c.journal.fsync == "always" and c.shell.prompt == "fm> "
 
 
 @pytest.mark.parametrize("text, where", [
