@@ -210,10 +210,14 @@ def test_log_shows_an_interrupted_effect(fake, home, work, capsys):
 def test_log_follow_and_attach_end_with_the_job(home, work):
     proc = fakefm_popen("count.fm", 3, 0.3, cwd=work)
     deadline = time.time() + 20
-    while not (home / "jobs").exists() or not list((home / "jobs").iterdir()):
+    def ids():     # a job directory is made under a dot-name, then renamed into place
+        jobs = home / "jobs"
+        return [p.name for p in jobs.iterdir() if not p.name.startswith(".")] \
+            if jobs.exists() else []
+    while not ids():
         assert time.time() < deadline
         time.sleep(0.01)
-    job_id = next((home / "jobs").iterdir()).name
+    job_id = ids()[0]
     ps = fakefm("ps", "--json", cwd=work)
     assert json.loads(ps.stdout)["state"] == "running"
     attach = fakefm_popen("attach", job_id, cwd=work)
