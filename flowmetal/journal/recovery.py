@@ -1,16 +1,13 @@
-"""Recovery scan of a whole journal (G6): drop a torn final line, check the rest, find the last
-snapshot."""
+"""Recovery of a journal read backwards from its end (G5, G6): drop a torn final line, find the
+last snapshot, check the records from it on. What lies before the last snapshot is not read."""
 from __future__ import annotations
-
-import re
 
 from ..errors import JournalError
 from ..records import record
-from .codec import FORMAT, HEADER_RE, damaged, decode, loads
+from ._fs import pread_all
+from .codec import FORMAT, HEADER_RE, decode, loads
 
-# A line boundary inside the journal: one record's closing brace, the newline, the next record's
-# seq. The literal prefix lets the regex engine jump between candidates at C speed.
-_BOUNDARY_RE = re.compile(rb'\}\n\{"seq":(0|[1-9][0-9]*),')
+BLOCK = 64 * 1024  # the first read from the end; each further read is twice as long
 _SNAPSHOT = b'"kind":"snapshot"'
 
 
@@ -26,76 +23,104 @@ class Scan:
     after: list[dict]           # every record after it (all records when there is no snapshot)
 
 
-def good_end(data: bytes) -> int:
-    """Where the good prefix ends: a final line without its newline, or not valid JSON, is torn."""
-    if not data.endswith(b"\n"):
-        return data.rfind(b"\n") + 1
-    start = data.rfind(b"\n", 0, len(data) - 1) + 1
-    # Only the final line may be torn: damage followed by more lines is reported, never dropped.
-    return len(data) if loads(data[start:-1]) is not None else start
+class _Window:
+    """The bytes [off, size) at the end of a file, extended towards its start on demand."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = fd
+        self.off = size
+        self.data = b""
+        self._block = BLOCK
+
+    def extend(self) -> bool:
+        """Read the block before the window; False when the window already starts the file."""
+        if self.off == 0:
+            return False
+        n = min(self._block, self.off)
+        self.off -= n
+        self.data = pread_all(self.fd, n, self.off) + self.data
+        # Doubling keeps the bytes read and copied within a small multiple of what is needed.
+        self._block *= 2
+        return True
+
+    def last_newline(self, before: int) -> int:
+        """Offset of the last newline before offset `before`; -1 when there is none."""
+        while True:
+            i = self.data.rfind(b"\n", 0, before - self.off)
+            if i >= 0:
+                return self.off + i
+            if not self.extend():
+                return -1
+
+    def slice(self, start: int, end: int) -> bytes:
+        return self.data[start - self.off:end - self.off]
 
 
-def scan(data: bytes, name: str) -> Scan:
-    """Check a journal's bytes; raise JournalError for damage before the final line."""
-    end = good_end(data)
-    good = data if end == len(data) else data[:end]
-    n = good.count(b"\n")
-    if n == 0:
+def recover(fd: int, size: int, name: str) -> Scan:
+    """Find a journal's torn tail and last snapshot reading backwards from its end; check the
+    records from that snapshot on (all of them without one). Raise JournalError for damage."""
+    w = _Window(fd, size)
+    end = _good_end(w, size)
+    if end == 0:
         raise JournalError(f"{name}: no complete job.started record "
                            "(the job was interrupted while it was being created)")
-    _check_structure(good, n, name)
-    snap_off, seq0 = last_snapshot(good) or (None, 0)
-    start = snap_off or 0
-    # seq equals the line index (just checked), so line numbers follow from it without counting.
-    lines = good[start:].split(b"\n")
+    snap = _last_snapshot(w, end)
+    snap_off, seq0 = snap or (0, 0)
+    lines = w.slice(snap_off, end).split(b"\n")
     lines.pop()  # the empty piece after the final newline
+    # Record seq is on line seq + 1: the snapshot's seq gives the line numbers after it, without
+    # reading (and counting the lines of) the history before it.
     recs = [decode(raw, seq0 + i, name, seq0 + i + 1) for i, raw in enumerate(lines)]
-    first_raw = good[:good.index(b"\n")]
-    first = recs[0] if snap_off is None else decode(first_raw, 0, name, 1)
+    first_raw = _first_line(w)
+    first = recs[0] if snap is None else decode(first_raw, 0, name, 1)
     fmt = first.get("format")
     if isinstance(fmt, int) and fmt > FORMAT:
         raise JournalError(f"{name}: written by a newer fm (journal format {fmt}; this fm reads "
                            f"up to {FORMAT}); resume it with that version")
-    if snap_off is None:
-        return Scan(end, n, first_raw, None, None, None, recs)
-    return Scan(end, n, first_raw, snap_off, seq0, recs[0], recs[1:])
+    count = seq0 + len(recs)
+    if snap is None:
+        return Scan(end, count, first_raw, None, None, None, recs)
+    return Scan(end, count, first_raw, snap_off, seq0, recs[0], recs[1:])
 
 
-def _check_structure(good: bytes, n: int, name: str) -> None:
-    """Bytes-level check that every line is a record with the next seq; locate the damage if not."""
-    # Each match accounts for one of the n - 1 inner newlines, so n - 1 matches means every line
-    # but the first starts with {"seq": and every line but the last ends with }.
-    seqs = _BOUNDARY_RE.findall(good)
-    if (len(seqs) == n - 1 and good.startswith(b'{"seq":0,') and good.endswith(b"}\n")
-            and list(map(int, seqs)) == list(range(1, n))):
-        return
-    _locate_damage(good, n, name)
+def _good_end(w: _Window, size: int) -> int:
+    """Where the good prefix ends: a final line without its newline, or not valid JSON, is torn."""
+    nl = w.last_newline(size)
+    if nl < 0 or nl < size - 1:
+        return nl + 1
+    start = w.last_newline(nl) + 1
+    # Only the final line may be torn: damage followed by more lines is reported, never dropped.
+    return size if loads(w.slice(start, nl)) is not None else start
 
 
-def _locate_damage(good: bytes, n: int, name: str) -> None:
-    """The slow path, taken only when the fast check failed: find the first bad line and say why."""
-    start = 0
-    for seq in range(n):
-        nl = good.index(b"\n", start)
-        raw = good[start:nl]
-        m = HEADER_RE.match(raw)
-        if m is None or m.group(1) != b"%d" % seq or not raw.endswith(b"}"):
-            decode(raw, seq, name, seq + 1)  # raises with the precise reason
-            raise damaged(name, seq + 1, "not a journal record")
-        start = nl + 1
-    raise JournalError(f"{name}: damaged journal")  # unreachable: the fast check is weaker
-
-
-def last_snapshot(good: bytes) -> tuple[int, int] | None:
-    """(byte offset, seq) of the last snapshot line, found by scanning backwards from the end."""
-    end = len(good)
+def _last_snapshot(w: _Window, end: int) -> tuple[int, int] | None:
+    """(byte offset, seq) of the last snapshot line before offset `end`, searching backwards."""
+    stop = end
     while True:
-        i = good.rfind(_SNAPSHOT, 0, end)
+        i = w.data.rfind(_SNAPSHOT, 0, stop - w.off)
         if i < 0:
-            return None
+            # Next search only the block read before, and the text that may straddle into this one.
+            stop = min(stop, w.off + len(_SNAPSHOT) - 1)
+            if not w.extend():
+                return None
+            continue
         # The text may also occur nested inside some record's value: trust only a line's own header.
-        start = good.rfind(b"\n", 0, i) + 1
-        m = HEADER_RE.match(good, start)
+        start = w.last_newline(w.off + i) + 1
+        m = HEADER_RE.match(w.data, start - w.off)
         if m is not None and m.group(2) == b"snapshot":
             return start, int(m.group(1))
-        end = start  # no snapshot starts on this line
+        stop = start  # no snapshot starts on this line
+
+
+def _first_line(w: _Window) -> bytes:
+    """The job.started line without its newline, read from the file's start."""
+    n = BLOCK
+    while n < w.off:
+        head = pread_all(w.fd, n, 0)
+        i = head.find(b"\n")
+        if i >= 0:
+            return head[:i]
+        n *= 2
+    # The line reaches into the window, which holds at least the newline ending the last record.
+    head = pread_all(w.fd, w.off, 0) + w.data
+    return head[:head.index(b"\n")]

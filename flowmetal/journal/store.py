@@ -11,7 +11,7 @@ from ..errors import JournalError
 from ._fs import fsync_dir, fsync_fd, pread_all
 from .codec import FORMAT, decode, encode
 from .reader import read_records
-from .recovery import scan
+from .recovery import recover
 
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
@@ -79,9 +79,8 @@ class Journal:
             raise JournalError(f"{path}: no such journal") from None
         try:
             size = os.fstat(fd).st_size
-            data = pread_all(fd, size, 0)
-            sc = scan(data, str(path))
-            if sc.good_end < len(data):
+            sc = recover(fd, size, str(path))  # reads from the end back to the last snapshot
+            if sc.good_end < size:
                 os.ftruncate(fd, sc.good_end)
                 if fsync:
                     fsync_fd(fd)
@@ -90,7 +89,7 @@ class Journal:
             raise
         j = cls(path, fd, fsync=fsync, next_seq=sc.count, size=sc.good_end, first_raw=sc.first_raw,
                 snap_off=sc.snap_off, snap_seq=sc.snap_seq)
-        j.discarded = len(data) - sc.good_end
+        j.discarded = size - sc.good_end
         j._tail_cache = (sc.good_end, sc.snapshot, sc.after)
         return j
 

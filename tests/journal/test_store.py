@@ -221,18 +221,22 @@ def _rewrite(path, lineno, new: bytes | None):
     path.write_bytes(b"".join(ls))
 
 
-@pytest.mark.parametrize("snapshot_every", [0, 10])
+# Without a snapshot open() checks every line; with snapshots (at 10, 20, 30) the lines from the
+# last one on, the rest being left to the full readers (see the test after this one).
+@pytest.mark.parametrize("snapshot_every,lineno", [(0, 17), (10, 37)])
 @pytest.mark.parametrize("new,why", [
     (b"garbage\n", "invalid JSON"),
-    (b'{"seq":16,"ts":"2026-01-01T00:00:00.000Z","kind":"output","da\n', "invalid JSON"),
+    (b'{"seq":N,"ts":"2026-01-01T00:00:00.000Z","kind":"output","da\n', "invalid JSON"),
     (b"\n", "invalid JSON"),
-    (b'{"ts":"x","seq":16,"kind":"output"}\n', "not a journal record"),
-    (b"[16]\n", "not a journal record"),
+    (b'{"ts":"x","seq":N,"kind":"output"}\n', "not a journal record"),
+    (b"[N]\n", "not a journal record"),
 ])
-def test_damage_in_the_middle_is_reported_with_its_line_number(jpath, snapshot_every, new, why):
+def test_damage_in_the_middle_is_reported_with_its_line_number(jpath, snapshot_every, lineno,
+                                                               new, why):
     make(jpath, 40, snapshot_every=snapshot_every).close()
-    _rewrite(jpath, 17, new)
-    msg = rf"journal\.jsonl:17: damaged record \({re.escape(why)}\); the job cannot be resumed safely"
+    _rewrite(jpath, lineno, new.replace(b"N", b"%d" % (lineno - 1)))
+    msg = (rf"journal\.jsonl:{lineno}: damaged record \({re.escape(why)}\); "
+           "the job cannot be resumed safely")
     with pytest.raises(JournalError, match=msg):
         Journal.open(jpath)
     with pytest.raises(JournalError, match=msg):
@@ -246,6 +250,19 @@ def test_invalid_json_after_the_last_snapshot_is_found_by_open(jpath):
         Journal.open(jpath)
 
 
+@pytest.mark.parametrize("new", [b"garbage\n", None])  # a bad line, a missing one
+def test_damage_before_the_last_snapshot_is_left_to_the_full_readers(jpath, new):
+    # open() reads from the end back to the last snapshot only (G5): resuming needs nothing
+    # before it. records(), read_records and fm log read every line and report the damage.
+    make(jpath, 40, snapshot_every=10).close()
+    _rewrite(jpath, 17, new)
+    j = Journal.open(jpath)
+    snap, after = j.tail()
+    assert (snap["seq"], [r["seq"] for r in after], j.next_seq) == (30, list(range(31, 40)), 40)
+    with pytest.raises(JournalError, match=r"journal\.jsonl:17: damaged record"):
+        list(j.records())
+
+
 def test_records_and_read_records_parse_everything(jpath):
     # open() json-parses only from the last snapshot on (G5); a bad line before it that still
     # looks like a record at the bytes level is left for the full readers to report.
@@ -256,20 +273,24 @@ def test_records_and_read_records_parse_everything(jpath):
         list(j.records())
 
 
-@pytest.mark.parametrize("edit,lineno,why", [
-    ("delete", 10, "seq 10 where 9 was expected"),
-    ("duplicate", 11, "seq 9 where 10 was expected"),
-    ("renumber", 10, "seq 99 where 9 was expected"),
+# The record with seq `at` is edited: in a journal without snapshots, and after the last of the
+# snapshots at 7, 14, 21, 28.
+@pytest.mark.parametrize("snapshot_every,at", [(0, 9), (7, 30)])
+@pytest.mark.parametrize("edit,line,why", [
+    ("delete", 1, "seq {1} where {0} was expected"),
+    ("duplicate", 2, "seq {0} where {1} was expected"),
+    ("renumber", 1, "seq 99 where {0} was expected"),
 ])
-def test_seq_gaps_and_repeats_are_damage(jpath, edit, lineno, why):
-    make(jpath, 30, snapshot_every=7).close()
+def test_seq_gaps_and_repeats_are_damage(jpath, snapshot_every, at, edit, line, why):
+    make(jpath, 35, snapshot_every=snapshot_every).close()
+    lineno, why = at + line, why.format(at, at + 1)
     ls = lines(jpath)
     if edit == "delete":
-        del ls[9]
+        del ls[at]
     elif edit == "duplicate":
-        ls.insert(10, ls[9])
+        ls.insert(at + 1, ls[at])
     else:
-        ls[9] = ls[9].replace(b'{"seq":9,', b'{"seq":99,')
+        ls[at] = ls[at].replace(b'{"seq":%d,' % at, b'{"seq":99,')
     jpath.write_bytes(b"".join(ls))
     with pytest.raises(JournalError, match=rf"journal\.jsonl:{lineno}: damaged record \({why}"):
         Journal.open(jpath)
