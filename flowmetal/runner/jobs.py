@@ -307,11 +307,24 @@ def rfc3339_utc(t: float) -> str:
 def list_jobs(all_jobs: bool = False, home: Path | None = None) -> list[JobInfo]:
     """Every job (all_jobs) or the unfinished ones, oldest first."""
     parent = jobs_dir(home)
-    infos = [job_info(i, parent / i) for i in job_ids(home)]
+    ids = job_ids(home)
+    if not all_jobs:
+        # Most jobs have ended: their last line says so, and that is all that is read of them.
+        ids = [i for i in ids if not _ended(os.path.join(parent, i, JOURNAL))]
+    infos = [job_info(i, parent / i) for i in ids]
     if not all_jobs:
         infos = [i for i in infos if not i.finished]
     infos.sort(key=lambda i: (i.started or "", i.id))
     return infos
+
+
+def _ended(path: str) -> bool:
+    """Whether the journal's last record is a terminal one (False when unreadable)."""
+    try:
+        last = last_record(path)
+    except (JournalError, OSError):
+        return False
+    return last is not None and last.get("kind") in TERMINAL_KINDS
 
 
 def kill_job(job_id: str, job_dir: Path) -> None:
