@@ -39,7 +39,8 @@ class Effect:
 
     log: str
     """How `fm log` shows its request and result (runner/history.py): exec, write, sleep,
-    path (a file op: its path and the gist of its result), clock, home, random, read_line."""
+    path (a file op: its path and the gist of its result), clock, home, random, read_line,
+    read_chunk."""
 
 
 _ALL = (
@@ -47,6 +48,9 @@ _ALL = (
     Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path"),
     Effect("write", "files:do_write", True, False, (), None, "write"),
     Effect("read_file", "files:do_read_file", False, False, ("path", "cwd"), None, "path"),
+    Effect("read_chunk", "files:do_read_chunk", False, False, ("path", "cwd"),
+           {"data": "", "eof": True, "error": "read error: a path holds a NUL byte"},
+           "read_chunk"),
     Effect("read_line", "files:do_read_line", False, False, ("path", "cwd"),
            {"line": None, "error": "read error: a path holds a NUL byte"}, "read_line"),
     Effect("glob", "files:do_glob", False, False, ("pattern", "cwd"), {"matches": []}, "path"),

@@ -1,5 +1,5 @@
-"""File effects: redirect opens, builtin output, reads, `read`, globbing, file tests, `cd`,
-homes."""
+"""File effects: redirect opens, builtin output, reads (`read_file`, `read_chunk`, `read_line`),
+globbing, file tests, `cd`, homes."""
 from __future__ import annotations
 
 import errno
@@ -122,6 +122,75 @@ def do_read_file(req: dict, term: Term, token=None) -> dict:
     finally:
         os.close(fd)
     return {"data": decode(b"".join(chunks))}
+
+
+CHUNK = 1 << 16
+"""Bytes a `read_chunk` request reads when it does not say (`size`)."""
+
+
+def do_read_chunk(req: dict, term: Term, token=None) -> dict:
+    """Up to `size` bytes of a file from byte offset `off`: how `read`, `mapfile` and other
+    builtins read a `< file` redirect of fm code (the machine splits the lines and keeps the
+    offset). Nothing is consumed: the file is opened, read with pread and closed.
+
+    `eof` is set when the end of the file was reached. Unless it was, a chunk never ends inside
+    a UTF-8 sequence (the bytes of an incomplete one are left for the next chunk), so chunks
+    decode and join like the whole file. `end` is the byte offset just after the data. A file
+    that cannot seek (a FIFO, a terminal) gets one read(2), without `end`: what is there (a
+    terminal gives a line), `eof` when that is nothing.
+    """
+    path = resolve(req.get("cwd"), req["path"])
+    display = _display(req, req["path"])
+    size = max(int(req.get("size") or CHUNK), 4)
+    off = max(int(req.get("off") or 0), 0)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return {"error": open_error(display, exc), "data": "", "eof": True}
+    try:
+        try:
+            data, eof = _pread_full(fd, size, off)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+            data = _read_some(fd, size)     # what is there: a terminal gives one line
+            return {"data": decode(data), "eof": True} if not data else {"data": decode(data)}
+    except OSError as exc:  # EISDIR: open(2) accepts a directory, read(2) refuses it
+        return {"error": f"read error: {display}: {strerror(exc)}", "data": "", "eof": True}
+    finally:
+        os.close(fd)
+    if not eof:
+        data = data[:_utf8_complete(data)]
+    res = {"data": decode(data), "end": off + len(data)}
+    if eof:
+        res["eof"] = True
+    return res
+
+
+def _pread_full(fd: int, size: int, off: int) -> tuple[bytes, bool]:
+    """`size` bytes from `off` (fewer only at the end of the file: then True)."""
+    parts = []
+    got = 0
+    while got < size:
+        chunk = os.pread(fd, size - got, off + got)
+        if not chunk:
+            return b"".join(parts), True
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts), False
+
+
+def _utf8_complete(data: bytes) -> int:
+    """The length of `data` without a UTF-8 sequence cut off at its end."""
+    n = len(data)
+    for k in range(1, min(4, n) + 1):
+        c = data[n - k]
+        if c < 0x80:
+            return n
+        if c >= 0xC0:                       # the lead byte of the last sequence
+            need = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+            return n - k if need > k else n
+    return n
 
 
 def do_read_line(req: dict, term: Term, token=None) -> dict:

@@ -320,6 +320,12 @@ def _result_path(res: dict) -> str:
     return ""
 
 
+def _show_read_chunk(req: dict) -> str:
+    """`read_chunk  data.txt @65536` (the byte offset it reads from)."""
+    name = req.get("display") or req.get("path") or ""
+    return f"read_chunk  {_clip(str(name))} @{req.get('off', 0)}"
+
+
 # How `fm log` shows each kind of effect (flowmetal/effects.py names an op's kind: `log`).
 _SHOW_REQUEST = {
     "sleep": _show_sleep,
@@ -330,6 +336,7 @@ _SHOW_REQUEST = {
     "home": lambda req, started: f"home  ~{_clip(str(req.get('user', '')), 40)}",
     "random": lambda req, started: "random",
     "read_line": lambda req, started: f"read_line  fd {req.get('fd', 0)}",
+    "read_chunk": lambda req, started: _show_read_chunk(req),
 }
 _SHOW_RESULT = {
     "sleep": lambda res: "woken" if res.get("woken") else "woke",
@@ -340,4 +347,6 @@ _SHOW_RESULT = {
     "home": lambda res: "no such user" if res.get("home") is None else _clip(str(res["home"])),
     "random": lambda res: str(res.get("int")),
     "read_line": lambda res: "EOF" if res.get("line") is None else f"{len(res['line'])} chars",
+    "read_chunk": lambda res: (f"{len(str(res.get('data', '')))} chars"
+                               + (", EOF" if res.get("eof") else "")),
 }
