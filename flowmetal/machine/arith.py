@@ -48,6 +48,8 @@ _DIGIT_VAL = {c: i for i, c in enumerate(_DIGITS)}
 
 def _literal(tok: str) -> tuple[int | None, str]:
     """Value of an integer constant as bash writes it, or (None, why)."""
+    if tok.isdecimal() and tok.isascii() and (tok[0] != "0" or len(tok) == 1):
+        return _wrap(int(tok) & _MASK), ""     # the common case, without the digit loop
     if "#" in tok:
         base_s, _, digits = tok.partition("#")
         if not base_s.isdigit() or not (2 <= int(base_s) <= 64):
