@@ -76,6 +76,26 @@ def _iter_cmdsubs(obj):
                 yield m.group(1)
 
 
+_LIVE = frozenset("*?[{")
+
+
+def _literal_argv(words) -> tuple | None:
+    """The argv of words that expand to themselves (plain and quoted text, no glob or brace
+    character), so EXPAND can skip the expander; None otherwise."""
+    out = []
+    for w in words:
+        text = []
+        for part in w.parts:
+            if type(part) is A.SQ:
+                text.append(part.text)
+            elif type(part) is A.Lit and not _LIVE.intersection(part.text):
+                text.append(part.text)
+            else:
+                return None
+        out.append("".join(text))
+    return tuple(out)
+
+
 class _Compiler:
     def __init__(self, unit: Unit):
         self.unit = unit
@@ -162,7 +182,7 @@ class _Compiler:
     def c_SimpleCommand(self, code, node: A.SimpleCommand):
         self.hoist(code, node.assigns, node.words, node.redirects)
         s = self.slot()
-        self.emit(code, "EXPAND", node.words, s, node)
+        self.emit(code, "EXPAND", node.words, s, node, _literal_argv(node.words))
         block = None
         if node.block is not None:
             block = self.new_code("fn", "<block>")
@@ -189,7 +209,7 @@ class _Compiler:
             if isinstance(st, A.SimpleCommand):
                 self.hoist(code, st.assigns, st.words, st.redirects)
                 s = self.slot()
-                self.emit(code, "EXPAND", st.words, s, st)
+                self.emit(code, "EXPAND", st.words, s, st, _literal_argv(st.words))
                 slots.append(s)
             else:
                 slots.append(None)
@@ -295,7 +315,7 @@ class _Compiler:
                 self.emit(code, "ARGS", s)
             else:
                 self.hoist(code, node.words)
-                self.emit(code, "EXPAND", node.words, s, node)
+                self.emit(code, "EXPAND", node.words, s, node, _literal_argv(node.words))
             loop = self.emit(code, "LOOP", None, None)
             top = self.emit(code, "FORNEXT", node, s, None)
             self.program(code, node.body)

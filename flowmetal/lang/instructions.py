@@ -33,7 +33,8 @@ INSTRUCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "CAPBEGIN": (("cmdsub", "slot", "end"), "start `$(...)`: a scope writing to a buffer"),
     "CAPEND": (("slot", "cmdsub"), "end `$(...)`: its output into a slot"),
     # -- commands ------------------------------------------------------------------------------
-    "EXPAND": (("words", "slot", "node"), "expand words into an argv slot (globs as effects)"),
+    "EXPAND": (("words", "slot", "node", "literal"), "expand words into an argv slot (globs as "
+               "effects); `literal` is the argv itself when no word needs expanding, else None"),
     "CMD": (("node", "slot", "block"), "run a simple command: function, builtin or program"),
     "DYNVARS": (("names",), "draw journaled values ($RANDOM, $EPOCHSECONDS, ~user) as effects"),
     "PIPE": (("node", "slots", "pslot", "end"), "a pipeline: one exec effect when all external"),

@@ -5,6 +5,7 @@ import posixpath
 
 from flowmetal.lang import ast as A
 from flowmetal.machine import pattern
+from flowmetal.machine.builtins import BUILTINS
 from flowmetal.machine.errors import ShellError, Unwind
 from flowmetal.machine.expand import Expander
 from flowmetal.machine.state import frame
@@ -33,6 +34,10 @@ class CommandOps:
     def op_EXPAND(self, f, code, ins):
         words, slot = ins[1], ins[2]
         i = f["i"]
+        if i is None and ins[4] is not None:       # all literal: nothing to expand
+            f["t"][str(slot)] = list(ins[4])
+            f["pc"] += 1
+            return None
         if i is None:
             ex = Expander(self, code, f)
             out = []
@@ -126,11 +131,10 @@ class CommandOps:
     # -- CMD ----------------------------------------------------------------------------------
     def classify(self, argv: list):
         """-> (kind, argv): 'fn', 'bi' or 'ext'; `command NAME` skips functions."""
-        from flowmetal.machine.builtins import BUILTINS
-        from flowmetal.machine.durable import DURABLE
         name = argv[0]
         if name in ("command", "builtin") and len(argv) > 1 and not argv[1].startswith("-"):
             rest = argv[1:]
+            from flowmetal.machine.durable import DURABLE
             if rest[0] in BUILTINS and not (name == "command" and rest[0] in DURABLE):
                 return "bi", rest
             return ("ext" if name == "command" else "bi"), rest
