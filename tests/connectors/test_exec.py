@@ -347,8 +347,8 @@ def test_children_start_with_default_signals(term, env, tmp_path, fds):
 
 def test_background_descendant_does_not_hold_the_pipeline(term, env, tmp_path):
     start = time.monotonic()
-    res = run(term, tmp_path, stage(["sh", "-c", "(sleep 0.5; echo late) & echo now"], env))
-    assert time.monotonic() - start < 0.4
+    res = run(term, tmp_path, stage(["sh", "-c", "(sleep 5; echo late) & echo now"], env))
+    assert time.monotonic() - start < 2.5
     assert res == {"status": [0], "out": "now\n"}
     deadline = time.monotonic() + 5
     echoed = ""
@@ -371,7 +371,7 @@ def test_should_stop_terminates_quickly_and_leaves_no_child(term, env, tmp_path)
            "stages": [stage(["sleep", "30"], env, f1=PIPE), stage(["cat"], env, f0=PIPE)]}
     res = run_pipeline(req, term, on_start=pids.extend,
                        should_stop=lambda: time.monotonic() - start > 0.05)
-    assert time.monotonic() - start < 0.4
+    assert time.monotonic() - start < 4   # SIGTERM at once, not SIGKILL after 2 s
     assert res["stopped"] is True
     assert res["status"] == [143, 143]
     assert all(gone(pid) for pid in pids)
@@ -399,7 +399,7 @@ def test_files_only_pipeline_with_should_stop_is_not_slowed_down(term, env, tmp_
     start = time.monotonic()
     for _ in range(10):
         assert run_pipeline(req, term, should_stop=lambda: False) == {"status": [0]}
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 5
 
 
 def test_exception_in_on_start_leaves_no_child(term, env, tmp_path):
@@ -434,7 +434,7 @@ def test_spawning_true_is_cheap(term, env, tmp_path):
     start = time.perf_counter()
     for _ in range(50):
         perform(req, term)
-    assert (time.perf_counter() - start) / 50 < 0.02
+    assert (time.perf_counter() - start) / 50 < 0.2
 
 
 def test_without_pidfds(term, env, tmp_path, monkeypatch):
@@ -448,7 +448,7 @@ def test_without_pidfds(term, env, tmp_path, monkeypatch):
     req = {"op": "exec", "cwd": str(tmp_path), "stages": [stage(["sleep", "30"], env)]}
     start = time.monotonic()
     res = run_pipeline(req, term, should_stop=lambda: True)
-    assert res["status"] == [143] and time.monotonic() - start < 0.5
+    assert res["status"] == [143] and time.monotonic() - start < 4
 
 
 def test_term_target_can_name_the_stream(term, env, tmp_path):
