@@ -3,8 +3,8 @@
 finished jobs in the store (default 10,000), plus a handful of unfinished ones.
 
 Run from the repository root:  .venv/bin/python bench/ps.py [N]
-The jobs are made through the runner's own job-directory and journal code (no fsync), each a
-real two-record journal: job.started and job.finished. Nothing is asserted.
+The jobs are made through the job store (no fsync), each a real two-record journal:
+job.started and job.finished. Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -15,22 +15,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from flowmetal.journal import Journal
-from flowmetal.runner.jobs import JOURNAL, create_job_dir, new_job_id
+from flowmetal.journal import open_store
+from flowmetal.journal.jobstore import new_job_id
 
 
 def make_jobs(home: Path, n: int) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    store = open_store(home)
     for _ in range(n):
-        job_id = new_job_id("bench")
-        job_dir, lock = create_job_dir(job_id, home)
-        j = Journal.create(job_dir / JOURNAL, {
-            "version": "bench", "id": job_id, "name": "bench", "filename": "bench.fm",
-            "source": "true\n", "argv": ["bench.fm"], "cwd": "/", "env": env, "pid": 1},
-            fsync=False)
-        j.append("job.finished", {"status": 0, "step": 0}, sync=False)
-        j.close()
-        lock.release()
+        with store.create(new_job_id("bench"), {
+                "version": "bench", "name": "bench", "filename": "bench.fm",
+                "source": "true\n", "argv": ["bench.fm"], "cwd": "/", "env": env, "pid": 1},
+                fsync=False) as lease:
+            lease.append("job.finished", {"status": 0, "step": 0}, sync=False)
 
 
 def timed(argv, env) -> float:

@@ -229,8 +229,9 @@ def cmd_ps(args) -> int:
     `--json` prints one object per line with at least id, name, state, since (RFC 3339),
     waiting_on (null when not waiting) and steps.
     """
+    from .journal import open_store
     from .runner.jobs import list_jobs
-    jobs = list_jobs(all_jobs=args.all)
+    jobs = list_jobs(open_store(), all_jobs=args.all)
     if args.json:
         import json
         for job in jobs:
@@ -265,14 +266,13 @@ def cmd_log(args) -> int:
     stored, one per line (docs/journal.md). `--output` prints what the job wrote, stdout to
     stdout and stderr to stderr. `-f` follows the job until it ends.
     """
-    from .journal import JobLock, follow, read_records
+    from .journal import open_store
     from .runner.history import history_lines, output_chunks
-    from .runner.jobs import JOURNAL, find_job
     if args.json and args.output:
         raise UsageError("log: --json and --output exclude each other")
-    job_id, job_dir = find_job(args.job)
-    path = job_dir / JOURNAL
-    records = follow(path) if args.follow else read_records(path)
+    store = open_store()
+    job_id = store.find(args.job)
+    records = store.follow(job_id) if args.follow else store.records(job_id)
     if args.json:
         import json
         for rec in records:
@@ -280,7 +280,7 @@ def cmd_log(args) -> int:
     elif args.output:
         _write_output(output_chunks(records))
     else:
-        live = JobLock.holder(job_dir) is not None
+        live = store.holder(job_id) is not None
         for line in history_lines(records, live=live):
             print(line, flush=args.follow)
     return 0
@@ -300,13 +300,13 @@ def cmd_attach(args) -> int:
 
     Exits with the job's status when it ends while attached.
     """
-    from .journal import JobLock, follow
+    from .journal import open_store
     from .runner.history import output_chunks
-    from .runner.jobs import JOURNAL, find_job
-    job_id, job_dir = find_job(args.job)
-    if JobLock.holder(job_dir) is None:
+    store = open_store()
+    job_id = store.find(args.job)
+    if store.holder(job_id) is None:
         from .runner.jobs import job_info
-        info = job_info(job_id, job_dir)
+        info = job_info(store, job_id)
         if not info.finished:
             _err(f"fm: job {job_id} has no runner (orphaned); `fm resume {job_id}` continues it")
     end = {}
@@ -317,7 +317,7 @@ def cmd_attach(args) -> int:
                 "job.finished", "job.failed", "job.cancelled") else None
             yield rec
     try:
-        _write_output(output_chunks(tracking(follow(job_dir / JOURNAL))))
+        _write_output(output_chunks(tracking(store.follow(job_id))))
     except KeyboardInterrupt:
         return 0  # detach
     status = end.get("status")
@@ -333,12 +333,13 @@ def cmd_resume(args) -> int:
     again with the same FM_STEP_KEY. Fails if another process runs the job or it has finished.
     """
     from .connectors import Term
+    from .journal import open_store
     from .runner.config import load_config
-    from .runner.jobs import find_job
     from .runner.run import resume_job
-    job_id, job_dir = find_job(args.job)
+    store = open_store()
+    job_id = store.find(args.job)
     config = load_config()
-    return _exit_status(resume_job(job_id, job_dir, term=Term(echo=True), config=config))
+    return _exit_status(resume_job(job_id, store=store, term=Term(echo=True), config=config))
 
 
 @command("rm", arg("jobs", metavar="JOB", nargs="+", help="job ids or unique prefixes"))
@@ -348,33 +349,11 @@ def cmd_rm(args) -> int:
     Refuses a job that has not finished (resume it, or later cancel it, first); then nothing is
     deleted, nor when any JOB matches no job.
     """
-    import shutil
-
-    from .errors import JobLockedError
-    from .journal import TERMINAL_KINDS, JobLock
-    from .runner.jobs import JOURNAL, find_job, last_record
-    # Resolve, lock and check every job first: a typo or an unfinished job deletes nothing.
-    targets = dict(find_job(j) for j in args.jobs)
-    locks = []
-    try:
-        for job_id, job_dir in targets.items():
-            try:
-                locks.append(JobLock.acquire(job_dir))  # held while deleting: nobody can resume it
-            except JobLockedError:
-                raise FlowmetalError(
-                    f"job {job_id} is running; it can be removed once it ends") from None
-            try:
-                last = last_record(job_dir / JOURNAL)
-            except FileNotFoundError:
-                last = None  # a job whose creation was cut short: nothing worth keeping
-            if last is not None and last.get("kind") not in TERMINAL_KINDS:
-                raise FlowmetalError(f"job {job_id} has not finished (orphaned); "
-                                     f"`fm resume {job_id}` continues it")
-        for job_dir in targets.values():
-            shutil.rmtree(job_dir)
-    finally:
-        for lock in locks:
-            lock.release()
+    from .journal import open_store
+    from .runner.jobs import remove_jobs
+    store = open_store()
+    # Resolve and check every job first: a typo or an unfinished job deletes nothing.
+    remove_jobs(store, [store.find(j) for j in args.jobs])
     return 0
 
 
@@ -444,18 +423,18 @@ def cmd_cancel(args) -> int:
     import signal
 
     from .connectors import Term
-    from .journal import JobLock
+    from .journal import open_store
     from .runner.config import load_config
-    from .runner.jobs import find_job
     from .runner.run import resume_job
-    job_id, job_dir = find_job(args.job)
-    pid = JobLock.holder(job_dir)
+    store = open_store()
+    job_id = store.find(args.job)
+    pid = store.holder(job_id)
     if pid is not None and pid > 0:
         os.kill(pid, signal.SIGUSR1)
         _err(f"fm: cancelling job {job_id} (run by process {pid})")
         return 0
-    return _exit_status(resume_job(job_id, job_dir, term=Term(echo=True), config=load_config(),
-                                   cancel="cancelled (fm cancel)"))
+    return _exit_status(resume_job(job_id, store=store, term=Term(echo=True),
+                                   config=load_config(), cancel="cancelled (fm cancel)"))
 
 
 @command("kill", arg("job", metavar="JOB", help="a job id or a unique prefix of one"))
@@ -465,9 +444,10 @@ def cmd_kill(args) -> int:
     The process running the job and the programs it started get SIGKILL; the job is recorded
     as cancelled (status 137).
     """
-    from .runner.jobs import find_job, kill_job
-    job_id, job_dir = find_job(args.job)
-    kill_job(job_id, job_dir)
+    from .journal import open_store
+    from .runner.jobs import kill_job
+    store = open_store()
+    kill_job(store, store.find(args.job))
     return 0
 
 
@@ -478,13 +458,14 @@ def cmd_prune(args) -> int:
 
     Unfinished jobs are never deleted. Prints how many jobs were removed.
     """
+    from .journal import open_store
     from .machine.duration import DurationError, parse_duration
     from .runner.jobs import prune_jobs
     try:
         age = parse_duration(args.older_than)
     except DurationError as e:
         raise UsageError(f"prune --older-than: {e.message}") from None
-    _err(f"fm: removed {prune_jobs(age)} finished job(s)")
+    _err(f"fm: removed {prune_jobs(open_store(), age)} finished job(s)")
     return 0
 
 
@@ -529,26 +510,26 @@ def _silence_stdout() -> None:
 
 
 def _save_traceback(exc: BaseException) -> str:
-    """Write the traceback to the job's directory (or the state directory); returns the path."""
-    import time
+    """Write the traceback into the job's directory or the state directory (both private;
+    never a shared temp directory); returns the path."""
     import traceback
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    name = f"internal-error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
     candidates = []
     job_dir = getattr(exc, "fm_job_dir", None)
     if job_dir is not None:
         candidates.append(str(job_dir))
     try:
-        from .runner.jobs import state_dir
+        from .statedir import state_dir
         candidates.append(str(state_dir()))
     except Exception:
         pass
-    import tempfile
-    candidates.append(tempfile.gettempdir())
+    from .journal.jobstore import random_suffix
     for d in candidates:
-        path = os.path.join(d, name)
+        # A fresh random name, created exclusively and never through a link.
+        path = os.path.join(d, f"internal-error-{random_suffix(8)}.txt")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(f"fm {__version__}, argv {sys.argv!r}\n{text}")
             return path

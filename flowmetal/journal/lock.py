@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
-from ..errors import JobLockedError
+from ..errors import JobLockedError, JournalError
 
 # holder() probes with a short-lived shared lock, which an acquire() racing with it sees as "held":
 # acquire retries for this long before believing it. A real runner holds its lock far longer.
 _RETRIES = 5
 _RETRY_DELAY = 0.01
+_SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def _flock(fd: int, op: int) -> bool:
@@ -24,6 +26,12 @@ def _flock(fd: int, op: int) -> bool:
             if attempt < _RETRIES - 1:
                 time.sleep(_RETRY_DELAY)
     return False
+
+
+def _check_regular(fd: int, path) -> None:
+    """Refuse a lock that is a FIFO, a device or a directory (planted, or damage)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise JournalError(f"{path}: not a regular file; refusing to use it as the job's lock")
 
 
 def _read_pid(fd: int) -> int:
@@ -47,11 +55,14 @@ class JobLock:
         """Take the job's lock or raise JobLockedError naming the process that holds it."""
         job_dir = Path(job_dir)
         path = job_dir / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
-                     0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _SAFE, 0o600)
+        except OSError as e:
+            raise JournalError(f"{path}: cannot open the job's lock ({e.strerror})") from None
         # O_CLOEXEC: a child program must not inherit the lock and keep it alive after the runner
         # dies. (A fork without exec still would; the runner must not do that while holding it.)
         try:
+            _check_regular(fd, path)
             if not _flock(fd, fcntl.LOCK_EX):
                 pid = _read_pid(fd)
                 who = f"process {pid}" if pid > 0 else "another process"
@@ -85,10 +96,14 @@ class JobLock:
     def holder(job_dir) -> int | None:
         """The pid of the live process holding the job's lock, None if nobody holds it."""
         try:
-            fd = os.open(Path(job_dir) / "lock", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(Path(job_dir) / "lock", os.O_RDONLY | os.O_CLOEXEC | _SAFE)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise JournalError(f"{job_dir}/lock: cannot open the job's lock ({e.strerror})") \
+                from None
         try:
+            _check_regular(fd, Path(job_dir) / "lock")
             # Probe the lock itself: the pid in the file may be a dead runner's, left by SIGKILL.
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -3,6 +3,7 @@ live."""
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Iterator
 
@@ -11,19 +12,27 @@ from ._fs import pread_all
 from .codec import TERMINAL_KINDS, check, damaged, loads
 
 
-def _open(path) -> int:
-    """Open a journal read-only; a missing one is a JournalError."""
+def open_journal(path) -> int:
+    """A read-only descriptor of a journal that is a regular file: a FIFO, a device or a
+    symlink is refused at once, never read (it could hang a reader, or point anywhere)."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise JournalError(f"{path}: no such journal") from None
+    except OSError as e:
+        raise JournalError(f"{path}: cannot open the journal ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise JournalError(f"{path}: not a regular file; refusing to read it")
+    return fd
 
 
 def read_records(path) -> Iterator[dict]:
     """Every record, validated; a torn final line is ignored (never written back), damage before it
     raises."""
     name = str(path)
-    with os.fdopen(_open(path), "rb") as f:
+    with os.fdopen(open_journal(path), "rb") as f:
         seq = 0
         pending = None  # an invalid line is damage only if another line follows it
         for lineno, raw in enumerate(f, 1):
@@ -43,7 +52,7 @@ def read_records(path) -> Iterator[dict]:
 def follow(path, start_seq: int = 0, poll: float = 0.2) -> Iterator[dict]:
     """Yield records with seq >= start_seq as they are appended; stop after a terminal record."""
     name = str(path)
-    fd = _open(path)
+    fd = open_journal(path)
     try:
         consumed = 0  # offset just past the last complete, valid line handled
         seq = 0

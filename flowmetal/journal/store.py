@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,13 @@ class Journal:
     discarded: int  # bytes of torn tail that open() cut off (0 when there was none)
 
     def __init__(self, path: Path, fd: int, *, fsync: bool, next_seq: int, size: int,
-                 first_raw: bytes, snap_off: int | None, snap_seq: int | None):
+                 first_raw: bytes, snap_off: int | None, snap_seq: int | None,
+                 content_dir: Path | None = None):
         """Internal: use Journal.create or Journal.open."""
         self.path = path
         self.fsync = fsync
+        self.content_dir = content_dir  # where long strings go (journal/content.py), or nowhere
+        self.synced = size              # the size at the last fsync (what a power cut keeps)
         self.next_seq = next_seq
         self.discarded = 0
         self._fd = fd
@@ -42,12 +46,13 @@ class Journal:
         self._mutex = threading.Lock()
 
     @classmethod
-    def create(cls, path, fields: dict, *, fsync: bool = True) -> "Journal":
+    def create(cls, path, fields: dict, *, fsync: bool = True,
+               content_dir: Path | None = None) -> "Journal":
         """Create a new journal whose record 0 is job.started with `fields`; durable when it
-        returns."""
+        returns. With `content_dir`, long strings go there (journal/content.py)."""
         path = Path(path)
         # Encode before creating the file, so that bad fields leave no half-made journal behind.
-        line = encode(0, "job.started", {"format": FORMAT, **fields})
+        line = _encode(0, "job.started", {"format": FORMAT, **fields}, content_dir, fsync)
         fd = os.open(path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
@@ -67,18 +72,23 @@ class Journal:
                 pass
             raise
         return cls(path, fd, fsync=fsync, next_seq=1, size=len(line), first_raw=line[:-1],
-                   snap_off=None, snap_seq=None)
+                   snap_off=None, snap_seq=None, content_dir=content_dir)
 
     @classmethod
-    def open(cls, path, *, fsync: bool = True) -> "Journal":
+    def open(cls, path, *, fsync: bool = True, content_dir: Path | None = None) -> "Journal":
         """Open an existing journal for appending, after cutting off a torn final line (G6)."""
         path = Path(path)
         try:
-            fd = os.open(path, _OPEN_FLAGS)
+            fd = os.open(path, _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             raise JournalError(f"{path}: no such journal") from None
+        except OSError as e:
+            raise JournalError(f"{path}: cannot open the journal ({e.strerror})") from None
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise JournalError(f"{path}: not a regular file; refusing to read it")
+            size = st.st_size
             sc = recover(fd, size, str(path))  # reads from the end back to the last snapshot
             if sc.good_end < size:
                 os.ftruncate(fd, sc.good_end)
@@ -88,7 +98,7 @@ class Journal:
             os.close(fd)
             raise
         j = cls(path, fd, fsync=fsync, next_seq=sc.count, size=sc.good_end, first_raw=sc.first_raw,
-                snap_off=sc.snap_off, snap_seq=sc.snap_seq)
+                snap_off=sc.snap_off, snap_seq=sc.snap_seq, content_dir=content_dir)
         j.discarded = size - sc.good_end
         j._tail_cache = (sc.good_end, sc.snapshot, sc.after)
         return j
@@ -99,7 +109,7 @@ class Journal:
         with self._mutex:
             self._usable()
             seq = self.next_seq
-            line = encode(seq, kind, fields)
+            line = _encode(seq, kind, fields, self.content_dir, self.fsync)
             try:
                 n = os.write(self._fd, line)
             except OSError:
@@ -123,6 +133,11 @@ class Journal:
             self._usable()
             if self.fsync:
                 self._sync()
+
+    @property
+    def size(self) -> int:
+        """The journal's size in bytes (every complete record appended)."""
+        return self._size
 
     def first(self) -> dict:
         """The job.started record (a fresh copy each call)."""
@@ -177,6 +192,7 @@ class Journal:
         """fsync the file; after a failure, poison the journal."""
         try:
             fsync_fd(self._fd)
+            self.synced = self._size
         except OSError as e:
             # After a failed fsync the kernel may have dropped the dirty pages and will not report
             # it again, so a retry could falsely succeed: refuse further appends; open() re-checks.
@@ -190,3 +206,15 @@ class Journal:
             os.ftruncate(self._fd, self._size)
         except OSError as e:
             self._broken = f"{self.path}: could not undo a failed write ({e.strerror})"
+
+
+def _encode(seq: int, kind: str, fields: dict, content_dir: Path | None, fsync: bool) -> bytes:
+    """The record's line; with `content_dir`, long strings are first moved there."""
+    line = encode(seq, kind, fields)
+    if content_dir is not None:
+        from . import content
+        fields, moved = content.split(fields, len(line))
+        if moved:
+            fields[content.FIELD] = content.store(content_dir, moved, fsync=fsync)
+            line = encode(seq, kind, fields)
+    return line

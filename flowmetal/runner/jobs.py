@@ -1,173 +1,11 @@
-"""The job store: the state directory, job ids, finding a job by prefix, and each job's state."""
+"""Jobs as `fm ps`, `fm kill`, `fm rm` and `fm prune` see them, read through the job store
+(journal/jobstore.py): a job's state from the ends of its journal and its lease."""
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-from pathlib import Path
-
 from ..effects import EFFECTS
-from ..errors import JobNotFoundError, JournalError
-from ..journal import TERMINAL_KINDS, JobLock, read_records
+from ..errors import FlowmetalError, JobLockedError, JournalError
+from ..journal import TERMINAL_KINDS, JobStore
 from ..records import record
-
-JOURNAL = "journal.jsonl"
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_ID_SUFFIX_LEN = 6
-_NAME_MAX = 32
-_JOB_ID_RE = re.compile(r"[a-z0-9_-]{1,%d}-[a-z0-9]{%d}\Z" % (_NAME_MAX, _ID_SUFFIX_LEN))
-
-
-def _ensure_dir(path: Path) -> Path:
-    """Create a private directory (and its parents) unless it exists; 0700 whatever the umask."""
-    if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
-    return path
-
-
-def state_dir() -> Path:
-    """$FM_HOME, else platformdirs' user state dir; created (with parents) mode 0700."""
-    home = os.environ.get("FM_HOME")
-    if home:
-        return _ensure_dir(Path(home))
-    import platformdirs  # lazy: costs a few ms of start-up and FM_HOME usually skips it
-    return _ensure_dir(Path(platformdirs.user_state_dir("flowmetal")))
-
-
-def jobs_dir(home: Path | None = None) -> Path:
-    """The directory holding one directory per job (created 0700, as is `home`)."""
-    return _ensure_dir(_ensure_dir(home or state_dir()) / "jobs")
-
-
-def sanitize_name(name: str) -> str:
-    """A job name from a file stem or --name: lowercase [a-z0-9_-], at most 32 chars, never
-    empty."""
-    name = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:_NAME_MAX].strip("-")
-    return name or "job"
-
-
-def random_suffix(n: int = _ID_SUFFIX_LEN) -> str:
-    """n characters of [a-z0-9] from the OS CSPRNG (the source `secrets` uses; importing
-    secrets would pull in hashlib and cost start-up time)."""
-    out = []
-    while len(out) < n:
-        for b in os.urandom(n * 2):
-            if b < 252:  # 252 = 7 * 36: rejecting the rest keeps every character equally likely
-                out.append(_ID_ALPHABET[b % 36])
-                if len(out) == n:
-                    break
-    return "".join(out)
-
-
-def new_job_id(name: str) -> str:
-    """A fresh job id `<sanitised name>-<6 random chars>` (not yet checked against the store)."""
-    return f"{sanitize_name(name)}-{random_suffix()}"
-
-
-def create_job_dir(job_id: str, home: Path | None = None) -> tuple[Path, JobLock]:
-    """Make jobs/<job_id>/ (mode 0700), locked by this process; FileExistsError if it exists.
-
-    Returns (its directory, the held lock). The directory is made and locked under a hidden
-    name and then renamed into place, so no one ever sees the job without a live holder (which
-    would make it look orphaned to `fm ps` and to a daemon).
-    """
-    parent = jobs_dir(home)
-    path = parent / job_id
-    if path.exists():
-        raise FileExistsError(path)
-    tmp = parent / f".new-{job_id}-{os.getpid()}"
-    tmp.mkdir(mode=0o700)
-    os.chmod(tmp, 0o700)
-    try:
-        lock = JobLock.acquire(tmp)  # the flock stays with the file through the rename
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, path)  # fails on an existing non-empty directory (every job's has a lock)
-    except OSError:
-        lock.release()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if path.exists():
-            raise FileExistsError(path) from None
-        raise
-    lock.job_dir = path
-    return path, lock
-
-
-def job_ids(home: Path | None = None) -> list[str]:
-    """Every job id in the store, sorted."""
-    try:
-        names = os.listdir(jobs_dir(home))
-    except FileNotFoundError:
-        return []
-    return sorted(n for n in names if _JOB_ID_RE.match(n))
-
-
-def find_job(prefix: str, home: Path | None = None) -> tuple[str, Path]:
-    """The job whose id is `prefix` or uniquely starts with it: (id, dir); else JobNotFoundError."""
-    parent = jobs_dir(home)
-    if prefix and _JOB_ID_RE.match(prefix) and (parent / prefix).is_dir():
-        return prefix, parent / prefix
-    matches = [i for i in job_ids(home) if prefix and i.startswith(prefix)]
-    if not matches:
-        raise JobNotFoundError(f"no job matches `{prefix}`")
-    if len(matches) > 1:
-        shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
-        raise JobNotFoundError(f"`{prefix}` matches {len(matches)} jobs: {shown}; "
-                               "give more of the id")
-    return matches[0], parent / matches[0]
-
-
-# ---- reading a journal's ends cheaply (for fm ps) ----
-
-def first_record(path: Path) -> dict:
-    """Record 0 (job.started), reading only the first line."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.readline()
-    except FileNotFoundError:
-        raise JournalError(f"{path}: no such journal") from None
-    try:
-        if not raw.endswith(b"\n"):
-            raise ValueError
-        rec = json.loads(raw)
-        if not isinstance(rec, dict) or rec.get("kind") != "job.started":
-            raise ValueError
-    except ValueError:
-        raise JournalError(f"{path}: no complete job.started record") from None
-    return rec
-
-
-def last_record(path: Path, block: int = 8192) -> dict | None:
-    """The last complete record, found by reading backwards from the end of the file.
-
-    A final line without its newline, or one that is not JSON (being written, or torn by a
-    crash), is skipped as read_records skips it. None when there is no complete record.
-    """
-    with open(path, "rb") as f:
-        pos = f.seek(0, os.SEEK_END)
-        buf = b""
-        # Enough for the last two complete lines: three newlines, or the start of the file.
-        while pos > 0 and buf.count(b"\n") < 3:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + buf
-            block *= 2  # snapshots can be long lines: widen the reads
-    lines = buf.split(b"\n")
-    lines.pop()  # "" after the final newline, or a final line still being written
-    if pos > 0:
-        lines.pop(0)  # may be the cut-off end of an earlier line
-    for raw in reversed(lines[-2:]):
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue  # only the final line may be torn; the one before is then the last
-        return rec if isinstance(rec, dict) else None
-    return None
 
 
 @record
@@ -220,16 +58,18 @@ class JobInfo:
 _STATE_OF_KIND = {"job.finished": "done", "job.failed": "failed", "job.cancelled": "cancelled"}
 
 
-def job_info(job_id: str, job_dir: Path) -> JobInfo:
-    """A job's state from the first and last lines of its journal and its lock."""
-    path = job_dir / JOURNAL
+_STATE_OF_KIND = {"job.finished": "done", "job.failed": "failed", "job.cancelled": "cancelled"}
+
+
+def job_info(store: JobStore, job_id: str) -> JobInfo:
+    """A job's state from the first and last records of its journal and its lease."""
     name = job_id.rsplit("-", 1)[0]
     try:
-        first = first_record(path)
-        last = last_record(path) or first
+        first = store.head(job_id)
+        last = store.last(job_id) or first
     except (JournalError, OSError):
         first, last = None, None
-    pid = JobLock.holder(job_dir)
+    pid = store.holder(job_id)
     status = None
     if last is not None and last.get("kind") in TERMINAL_KINDS:
         state = _STATE_OF_KIND[last["kind"]]
@@ -240,7 +80,7 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
         state = "orphaned"
     waiting_on = None
     if state in ("running", "orphaned"):
-        waiting_on, asleep = _waiting_on(path)
+        waiting_on, asleep = _waiting_on(store, job_id)
         if asleep and state == "running":
             state = "sleeping"
     step = last.get("step") if last else None
@@ -253,35 +93,48 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
         waiting_on=waiting_on)
 
 
-def _waiting_on(path: Path) -> tuple[str | None, bool]:
-    """What an unfinished job waits for, from its effects in flight (those started and not
-    done since the last snapshot, or pending in it): (text or None, whether it only sleeps).
-    A job whose main code has ended waits for its branches (a `main.ended` record)."""
-    flight: dict = {}
-    main_ended = None
+def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, bool]:
+    """What an unfinished job waits for, from its effects in flight (those pending in its last
+    snapshot or started after it, and not done): (text or None, whether it only sleeps). A job
+    whose main code has ended waits for its branches (`main.ended`, or its snapshot's state)."""
     try:
-        for rec in read_records(path):
-            kind = rec.get("kind")
-            if kind == "snapshot":
-                flight = {p.get("step"): p.get("req") for p in rec.get("pending") or []
-                          if p.get("started")}
-            elif kind == "effect.started":
-                flight[rec.get("step")] = rec.get("req")
-            elif kind == "effect.done":
-                flight.pop(rec.get("step"), None)
-            elif kind == "cancel":
-                flight.clear()
-            elif kind == "main.ended":
-                main_ended = rec
+        snap, after = store.tail(job_id)
     except (JournalError, OSError):
         return None, False
+    flight: dict = {}
+    waiting = None
+    if snap is not None:
+        flight = {p.get("step"): p.get("req") for p in snap.get("pending") or []
+                  if isinstance(p, dict) and p.get("started")}
+        waiting = _main_waits(snap.get("state"))
+    for rec in after:
+        kind = rec.get("kind")
+        if kind == "effect.started":
+            flight[rec.get("step")] = rec.get("req")
+        elif kind == "effect.done":
+            flight.pop(rec.get("step"), None)
+        elif kind == "cancel":
+            flight.clear()
+        elif kind == "main.ended":
+            waiting = rec.get("waiting") or []
     wakes = [_timer_of(req) for req in flight.values()]
     if wakes and all(w is not None for w in wakes):
         return f"timer until {rfc3339_utc(min(wakes))}", True
-    if main_ended is not None:
-        ids = ", ".join(map(str, main_ended.get("waiting") or []))
-        return f"branches {ids}", False
+    if waiting is not None:
+        return f"branches {', '.join(map(str, waiting))}", False
     return None, False
+
+
+def _main_waits(state) -> list | None:
+    """The branches a snapshot's main code, ended, waits for (docs/state.md: `final`, `kids`)."""
+    try:
+        branches = state["branches"]
+        main = branches["0"]
+        if "final" not in main:
+            return None
+        return [k for k in main["kids"] if k in branches]
+    except (KeyError, TypeError):
+        return None
 
 
 def _timer_of(req) -> float | None:
@@ -304,42 +157,38 @@ def rfc3339_utc(t: float) -> str:
         return str(t)
 
 
-def list_jobs(all_jobs: bool = False, home: Path | None = None) -> list[JobInfo]:
+def list_jobs(store: JobStore, all_jobs: bool = False) -> list[JobInfo]:
     """Every job (all_jobs) or the unfinished ones, oldest first."""
-    parent = jobs_dir(home)
-    ids = job_ids(home)
+    ids = store.ids()
     if not all_jobs:
-        # Most jobs have ended: their last line says so, and that is all that is read of them.
-        ids = [i for i in ids if not _ended(os.path.join(parent, i, JOURNAL))]
-    infos = [job_info(i, parent / i) for i in ids]
+        # Most jobs have ended: their last record says so, and that is all that is read of them.
+        ids = [i for i in ids if not _ended(store, i)]
+    infos = [job_info(store, i) for i in ids]
     if not all_jobs:
         infos = [i for i in infos if not i.finished]
     infos.sort(key=lambda i: (i.started or "", i.id))
     return infos
 
 
-def _ended(path: str) -> bool:
-    """Whether the journal's last record is a terminal one (False when unreadable)."""
+def _ended(store: JobStore, job_id: str) -> bool:
+    """Whether the job's last record is a terminal one (False when unreadable)."""
     try:
-        last = last_record(path)
+        last = store.last(job_id)
     except (JournalError, OSError):
         return False
     return last is not None and last.get("kind") in TERMINAL_KINDS
 
 
-def kill_job(job_id: str, job_dir: Path) -> None:
+def kill_job(store: JobStore, job_id: str) -> None:
     """`fm kill`: SIGKILL the job's runner and the programs it started, then record the job
     as cancelled (status 137) without running anything of it."""
+    import os
     import signal
-    import time
 
-    from ..errors import FlowmetalError, JobLockedError
-    from ..journal import Journal
-
-    last = last_record(job_dir / JOURNAL)
+    last = store.last(job_id)
     if last is not None and last.get("kind") in TERMINAL_KINDS:
         raise FlowmetalError(f"job {job_id} already finished (status {last.get('status', '?')})")
-    pid = JobLock.holder(job_dir)
+    pid = store.holder(job_id)
     if pid is not None and pid > 0:
         from ..connectors.process import descendants
         for p in [pid, *descendants(pid)]:      # the runner, its programs, and theirs
@@ -347,52 +196,59 @@ def kill_job(job_id: str, job_dir: Path) -> None:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    deadline = time.monotonic() + 5
+    with _lease_soon(store, job_id) as lease:
+        lease.append("job.cancelled", {"status": 137, "reason": "killed (fm kill)"})
+        lease.set_wake(None)
+
+
+def _lease_soon(store: JobStore, job_id: str, patience: float = 5.0):
+    """The job's lease, waiting up to `patience` seconds for a dying holder to let it go."""
+    import time
+    deadline = time.monotonic() + patience
     while True:
         try:
-            lock = JobLock.acquire(job_dir)
-            break
+            return store.lease(job_id)
         except JobLockedError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
-    try:
-        journal = Journal.open(job_dir / JOURNAL)
+
+
+def remove_jobs(store: JobStore, job_ids: list[str]) -> None:
+    """`fm rm`: delete finished jobs; all or nothing (one unfinished or running job refuses
+    the lot). A job whose creation was cut short (no job.started) counts as finished."""
+    for job_id in job_ids:
+        if store.holder(job_id) is not None:
+            raise FlowmetalError(f"job {job_id} is running; it can be removed once it ends")
         try:
-            journal.append("job.cancelled", {"status": 137, "reason": "killed (fm kill)"})
-        finally:
-            journal.close()
-    finally:
-        lock.release()
+            last = store.last(job_id)
+        except JournalError:
+            last = None     # no journal, or not even a job.started: nothing worth keeping
+        if last is not None and last.get("kind") not in TERMINAL_KINDS:
+            raise FlowmetalError(f"job {job_id} has not finished (orphaned); "
+                             f"`fm resume {job_id}` continues it")
+    for job_id in dict.fromkeys(job_ids):
+        store.delete(job_id)
 
 
-def prune_jobs(older_than: float, home: Path | None = None) -> int:
+def prune_jobs(store: JobStore, older_than: float) -> int:
     """`fm prune`: delete finished jobs whose last record is older than `older_than` seconds;
     returns how many were deleted. Unfinished and running jobs are kept."""
     import time
     from datetime import datetime
 
-    from ..errors import JobLockedError
-
     cutoff = time.time() - older_than
     removed = 0
-    parent = jobs_dir(home)
-    for job_id in job_ids(home):
-        job_dir = parent / job_id
+    for job_id in store.ids():
         try:
-            lock = JobLock.acquire(job_dir)
-        except (JobLockedError, OSError):
-            continue
-        try:
-            last = last_record(job_dir / JOURNAL)
+            last = store.last(job_id)
             if last is None or last.get("kind") not in TERMINAL_KINDS:
                 continue
             ts = datetime.fromisoformat(last["ts"].replace("Z", "+00:00")).timestamp()
-            if ts < cutoff:
-                shutil.rmtree(job_dir)
-                removed += 1
-        except (OSError, ValueError, KeyError):
+            if ts >= cutoff:
+                continue
+            store.delete(job_id)
+            removed += 1
+        except (FlowmetalError, OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        finally:
-            lock.release()
     return removed

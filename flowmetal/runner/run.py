@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 
 from .. import __version__
 from ..effects import EFFECTS
 from ..errors import FlowmetalError, JournalError
-from ..journal import TERMINAL_KINDS, JobLock, Journal
+from ..journal import TERMINAL_KINDS, JobStore, Lease, open_store
+from ..journal.jobstore import new_job_id
 from ..records import record
 from .config import Config
-from .jobs import JOURNAL, create_job_dir, new_job_id
 
 SNAPSHOT_EVERY = 64
 """Results between two snapshots, at least: resuming re-runs at least this many pure stretches.
@@ -125,56 +124,46 @@ def _canon(value):
 
 
 class JobJournal:
-    """The journal as the runner writes it: SIGINT held off during a write, and the crash hooks.
+    """The job's lease as the runner writes it: SIGINT held off during a write, and the crash
+    hooks.
 
     FM_CRASH_AT=N makes the runner SIGKILL itself right after record N; with FM_CRASH_POWER=1
-    the journal is first cut back to its last fsync, as a power loss would leave it (tests of
-    which records must be synced when: docs/journal.md)."""
+    the store first loses what was not synced, as a power cut would (tests of which records
+    must be synced when: docs/journal.md)."""
 
-    def __init__(self, journal: Journal, *, created: bool):
-        """Wrap a journal just made by Journal.create (`created`) or reopened by Journal.open."""
-        self.journal = journal
+    def __init__(self, lease: Lease, *, created: bool):
+        """Wrap a lease just made by JobStore.create (`created`) or taken by JobStore.lease."""
+        self.lease = lease
         self.crash_at = _crash_at()
         self.power = self.crash_at is not None and os.environ.get("FM_CRASH_POWER") == "1"
-        self.synced = self.size() if self.power else 0
         if created:
             self._check(0)
 
     def append(self, kind: str, fields: dict, *, sync: bool = True) -> int:
         """Append a record; Ctrl-C arriving meanwhile is delivered only after it is written."""
-        # A KeyboardInterrupt between the write and the journal's bookkeeping would make the next
+        # A KeyboardInterrupt between the write and the store's bookkeeping would make the next
         # record reuse a seq: damage. Blocking SIGINT for the write (two cheap syscalls) avoids it.
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
         try:
-            seq = self.journal.append(kind, fields, sync=sync)
+            seq = self.lease.append(kind, fields, sync=sync)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        if sync and self.power:
-            self.synced = self.size()
         self._check(seq)
         return seq
 
     def sync(self) -> None:
         """Make every record so far durable."""
-        self.journal.sync()
-        if self.power:
-            self.synced = self.size()
+        self.lease.sync()
 
     def size(self) -> int:
-        """The journal file's size in bytes."""
-        try:
-            return os.stat(self.journal.path).st_size
-        except OSError:
-            return 0
+        """The journal's size in bytes."""
+        return self.lease.size()
 
     def _check(self, seq: int) -> None:
         if seq == self.crash_at:
             if self.power:
-                os.truncate(self.journal.path, self.synced)
+                self.lease.crash_hook()
             os.kill(os.getpid(), signal.SIGKILL)
-
-    def close(self) -> None:
-        self.journal.close()
 
 
 class Runner:
@@ -183,12 +172,10 @@ class Runner:
     `pending` maps each step the machine awaits to {"br", "req", "started"}: the request and
     whether its effect.started is journaled (then, at resume, it runs again: G2)."""
 
-    def __init__(self, job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, machine,
-                 term, since_snapshot: int | None, base_env: dict, layout: str):
+    def __init__(self, job_id: str, journal: JobJournal, machine, term,
+                 since_snapshot: int | None, base_env: dict, layout: str):
         self.base_env = base_env
         self.job_id = job_id
-        self.job_dir = job_dir
-        self.lock = lock
         self.journal = journal
         self.machine = machine
         self.term = term
@@ -526,13 +513,14 @@ def _logical_cwd() -> str:
     return cwd
 
 
-def start_job(script: Script, *, term, config: Config, home: Path | None = None) -> int:
+def start_job(script: Script, *, term, config: Config, store: JobStore | None = None) -> int:
     """Create a job for the script and run it in this process; returns its exit status.
 
     A syntax error raises ParseError before any job exists: building the machine parses and
-    compiles the whole script, and that happens before the job's directory is made.
+    compiles the whole script, and that happens before the job is created.
     """
     Machine, initial_state = _machine_api()
+    store = store or open_store()
     env = dict(os.environ)
     cwd = _logical_cwd()
     pid = os.getpid()
@@ -540,42 +528,34 @@ def start_job(script: Script, *, term, config: Config, home: Path | None = None)
     while True:
         job_id = new_job_id(script.name)
         state = initial_state(settings=settings, job=job_id, argv=list(script.argv),
-                               env=env, cwd=cwd, filename=script.filename, pid=pid)
+                              env=env, cwd=cwd, filename=script.filename, pid=pid)
         machine = Machine(state, source=script.source)  # raises ParseError
         try:
-            # The job appears already locked, so no daemon ever sees it as an orphan to resume.
-            job_dir, lock = create_job_dir(job_id, home)
+            # The job is born leased, so no daemon ever sees it as an orphan to resume.
+            lease = store.create(job_id, {
+                "version": __version__, "name": script.name, "filename": script.filename,
+                "source": script.source, "argv": list(script.argv), "cwd": cwd, "env": env,
+                "pid": pid, "settings": settings}, fsync=config.journal.syncs)
             break
         except FileExistsError:
             continue  # 36**6 ids per name: a clash is rare, just draw again
     try:
-        journal = JobJournal(Journal.create(job_dir / JOURNAL, {
-            "version": __version__, "id": job_id, "name": script.name,
-            "filename": script.filename, "source": script.source, "argv": list(script.argv),
-            "cwd": cwd, "env": env, "pid": pid, "settings": settings,
-        }, fsync=config.journal.syncs), created=True)
-    except BaseException as e:
-        lock.release()
-        _tag(e, job_dir)
-        raise
-    try:
-        runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
-                        base_env=env, layout=machine.layout())
+        runner = Runner(job_id, JobJournal(lease, created=True), machine, term,
+                        since_snapshot=None, base_env=env, layout=machine.layout())
         runner.sync_mode = config.journal.fsync
         runner.add(_machine_step(machine.start))
         runner._note_main_end()
         return runner.run()
     except BaseException as e:
-        _tag(e, job_dir)
+        _tag(e, lease)
         raise
     finally:
-        journal.close()
-        lock.release()
+        lease.release()
 
 
-def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
+def resume_job(job_id: str, *, term, config: Config, store: JobStore | None = None,
                cancel: str | None = None) -> int:
-    """Take the job's lock, replay its journal and run it live to the end; returns its status.
+    """Take the job's lease, replay its journal and run it live to the end; returns its status.
 
     With `cancel` (a reason), the job is cancelled where it stands instead: the cancellation
     is journaled and only its `finally` blocks run (`fm cancel` of a job no process runs).
@@ -583,18 +563,17 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
     Raises JobLockedError (another process runs it), JournalError (damage, or the program
     diverges from its journal: DivergenceError) and JobFinishedError.
     """
-    lock = JobLock.acquire(job_dir)
-    journal = None
+    store = store or open_store()
+    lease = store.lease(job_id, fsync=config.journal.syncs)
     try:
-        journal = Journal.open(job_dir / JOURNAL, fsync=config.journal.syncs)
-        first = journal.first()
-        snap, after = journal.tail()
+        first = lease.first()
+        snap, after = lease.tail()
         last = after[-1] if after else snap or first
         if last["kind"] in TERMINAL_KINDS:
             status = last.get("status", "?")
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
-        runner = replay(job_id, job_dir, lock, JobJournal(journal, created=False),
-                        first, snap, after, term, config=config, everything=journal.records)
+        runner = replay(job_id, JobJournal(lease, created=False), first, snap, after, term,
+                        config=config)
         runner.sync_mode = config.journal.fsync
         if cancel is not None and not runner.machine.state.get("cancelled"):
             runner.journal.append("cancel", {"step": runner.machine.state.get("step", 0),
@@ -603,23 +582,20 @@ def resume_job(job_id: str, job_dir: Path, *, term, config: Config,
             runner.add(_machine_step(lambda: runner.machine.cancel(cancel)))
         return runner.run()
     except BaseException as e:
-        _tag(e, job_dir)
+        _tag(e, lease)
         raise
     finally:
-        if journal is not None:
-            journal.close()
-        lock.release()
+        lease.release()
 
 
-def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first: dict,
-           snap: dict | None, after: list[dict], term, *, config: Config | None = None,
-           everything=None) -> Runner:
+def replay(job_id: str, journal: JobJournal, first: dict, snap: dict | None, after: list[dict],
+           term, *, config: Config | None = None) -> Runner:
     """Rebuild the machine from the last snapshot and the records after it, and return a
     runner holding it with the requests it awaits (those journaled as started run again).
 
     A snapshot written by a machine whose compiled layout differs from this one's (another fm
     version, or one from before layouts were recorded) is not loaded: the job is replayed from
-    its start record through every recorded result, `everything()` giving all the records.
+    its start record through every recorded result (all the lease's records).
     Without a usable snapshot the initial state is rebuilt with the settings job.started
     recorded (a journal from before they were recorded: those of `config`, else the defaults).
     """
@@ -633,7 +609,7 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
                           pid=first.get("pid"))
     machine = Machine(state, source=source)
     layout = machine.layout()
-    runner = Runner(job_id, job_dir, lock, journal, machine, term, since_snapshot=None,
+    runner = Runner(job_id, journal, machine, term, since_snapshot=None,
                     base_env=first["env"], layout=layout)
     if snap is not None and snap.get("layout") == layout:
         runner.machine = machine = Machine(snap["state"], source=source)
@@ -643,8 +619,8 @@ def replay(job_id: str, job_dir: Path, lock: JobLock, journal: JobJournal, first
         runner.since_snapshot = 0
         note = ""
     else:
-        if snap is not None and everything is not None:
-            after = [r for r in everything() if r["seq"] > 0]
+        if snap is not None:
+            after = [r for r in journal.lease.records() if r["seq"] > 0]
         runner.add(machine.start())
         note = "" if snap is None else (
             f" (the job was started by fm {first.get('version', '?')}; its snapshot's "
@@ -662,13 +638,13 @@ def _replay_record(runner: Runner, rec: dict, env: dict, note: str) -> None:
     if kind == "effect.started":
         p = pending.get(rec.get("step"))
         if p is None or rec.get("req") != _canon(compact(p["req"], env)):
-            raise _diverged(runner.job_dir, rec, p, note)
+            raise _diverged(runner.journal.lease, rec, p, note)
         p["started"] = True
     elif kind == "effect.done":
         step = rec.get("step")
         p = pending.get(step)
         if p is None or not p["started"]:
-            raise _diverged(runner.job_dir, rec, p, note)
+            raise _diverged(runner.journal.lease, rec, p, note)
         del pending[step]
         runner.add(runner.machine.feed(step, rec.get("res")))
         if runner.since_snapshot is not None:
@@ -688,9 +664,9 @@ def _describe(req: dict) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _diverged(job_dir: Path, rec: dict, pending: dict | None, note: str) -> DivergenceError:
+def _diverged(lease: Lease, rec: dict, pending: dict | None, note: str) -> DivergenceError:
     """The error for a record that the re-run program does not match."""
-    where = f"{job_dir / JOURNAL}:{rec['seq'] + 1}"
+    where = lease.where(rec["seq"])
     step = rec.get("step")
     if rec["kind"] == "effect.started":
         now = _describe(pending["req"]) if pending else "nothing at that step"
@@ -702,10 +678,11 @@ def _diverged(job_dir: Path, rec: dict, pending: dict | None, note: str) -> Dive
         "the job cannot be resumed safely (please report)")
 
 
-def _tag(exc: BaseException, job_dir: Path) -> None:
-    """Remember which job an unexpected exception came from, so its traceback lands there."""
+def _tag(exc: BaseException, lease: Lease) -> None:
+    """Remember which job an unexpected exception came from, so its traceback lands in its
+    directory (when its store has one)."""
     try:
-        if not hasattr(exc, "fm_job_dir"):
-            exc.fm_job_dir = job_dir
+        if not hasattr(exc, "fm_job_dir") and getattr(lease, "dir", None) is not None:
+            exc.fm_job_dir = lease.dir
     except AttributeError:
         pass

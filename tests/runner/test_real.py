@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from flowmetal.journal import JobLock
+from flowmetal.journal import open_store
 
 from .helpers import ROOT, kinds, only_job, records
 
@@ -118,7 +118,7 @@ def test_two_resumes_at_once_exactly_one_runs(script, home):
     assert p.returncode == -signal.SIGKILL
     job_id, _ = only_job(home)
     a = fm_popen("resume", job_id, cwd=script)
-    wait_for(lambda: JobLock.holder(home / "jobs" / job_id) == a.pid)
+    wait_for(lambda: open_store(home).holder(job_id) == a.pid)
     b = fm("resume", job_id[:-2], cwd=script)
     assert (b.returncode, b.stderr) == (1, f"fm: job {job_id} is being run by process {a.pid}\n")
     out, err = a.communicate(timeout=30)

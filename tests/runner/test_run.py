@@ -12,10 +12,9 @@ import pytest
 
 from flowmetal.connectors import Term
 from flowmetal.errors import JobLockedError, JournalError
-from flowmetal.journal import JobLock
+from flowmetal.journal import open_store
 from flowmetal.runner import run as runner
 from flowmetal.runner.config import Config
-from flowmetal.runner.jobs import find_job
 
 from . import fake_machine
 from .helpers import fakefm, fakefm_popen, kinds, only_job, records
@@ -129,8 +128,8 @@ def crashed_job(work, n, crash_at, *extra):
 
 
 def resume(home, term=None):
-    job_id, job_dir = find_job("count")
-    return runner.resume_job(job_id, job_dir, term=term or QuietTerm(), config=Config())
+    job_id = open_store().find("count")
+    return runner.resume_job(job_id, term=term or QuietTerm(), config=Config())
 
 
 def test_resume_finished_job_refuses(fake, work, home, monkeypatch):
@@ -246,7 +245,7 @@ def test_two_resumes_at_once_exactly_one_runs(fake, work, home):
     a = fakefm_popen("resume", job_id, cwd=work)
     deadline = time.time() + 20
     # (The lock file still names the killed runner: ask who holds the lock, as ps does.)
-    while JobLock.holder(home / "jobs" / job_id) != a.pid and time.time() < deadline:
+    while open_store(home).holder(job_id) != a.pid and time.time() < deadline:
         time.sleep(0.01)
     b = fakefm("resume", job_id[:9], cwd=work)
     assert b.returncode == 1
@@ -284,8 +283,9 @@ def test_divergence_of_a_result_without_start(fake, work, home):
 
 def test_resume_while_locked_in_process(fake, work, home):
     crashed_job(work, 2, 3)
-    job_id, job_dir = find_job("count")
-    with JobLock.acquire(job_dir):
+    store = open_store()
+    job_id = store.find("count")
+    with store.lease(job_id):
         with pytest.raises(JobLockedError, match=f"job {job_id} is being run by process {os.getpid()}"):
             resume(home)
 

@@ -15,7 +15,8 @@ import types
 import pytest
 
 from flowmetal.connectors import Term
-from flowmetal.journal import Journal, read_records
+from flowmetal.journal import open_store, read_records
+from flowmetal.journal.jobstore import new_job_id
 from flowmetal.runner import jobs
 from flowmetal.runner import run as runner
 from flowmetal.runner.config import Config, HttpConfig, RetryConfig
@@ -158,11 +159,11 @@ def script(*args) -> runner.Script:
 def crashed_job(home, work, *args, started=1) -> tuple[str, os.PathLike]:
     """A job whose runner died after journaling its first request as started (`started`
     times: 2 means a resumed runner died again during the re-run), before any result."""
-    job_id = jobs.new_job_id("t")
-    job_dir, lock = jobs.create_job_dir(job_id, home)
+    job_id = new_job_id("t")
+    job_dir = home / "jobs" / job_id
     env = dict(os.environ)
     s = script(*args)
-    journal = Journal.create(job_dir / jobs.JOURNAL, {
+    journal = open_store(home).create(job_id, {
         "version": "0", "id": job_id, "name": "t", "filename": s.filename, "source": s.source,
         "argv": s.argv, "cwd": str(work), "env": env, "pid": 1}, fsync=False)
     m = fake.Machine(fake.initial_state(job=job_id, argv=s.argv, env=env, cwd=str(work),
@@ -176,14 +177,13 @@ def crashed_job(home, work, *args, started=1) -> tuple[str, os.PathLike]:
         if i:
             fields["rerun"] = True
         journal.append("effect.started", fields, sync=False)
-    journal.close()
-    lock.release()
+    journal.release()
     return job_id, job_dir
 
 
 def resume(job_id, job_dir):
     term = QuietTerm()
-    status = runner.resume_job(job_id, job_dir, term=term, config=Config())
+    status = runner.resume_job(job_id, term=term, config=Config())
     return status, term
 
 
@@ -195,14 +195,14 @@ def test_once_interrupted_is_not_run_again(machine, home, tmp_path):
     assert status == 125
     assert not (tmp_path / "ran").exists()
     assert term.written[1] == b"status [125]\n"
-    recs = records(job_dir / jobs.JOURNAL)
+    recs = records(job_dir / "journal.jsonl")
     assert [r["kind"] for r in recs] == ["job.started", "snapshot", "effect.started",
                                          "effect.started", "effect.done", "effect.started",
                                          "effect.done", "job.finished"]
     assert recs[3]["rerun"] is True and recs[3]["req"]["once"] is True
     assert recs[4]["res"] == {"status": [125], "unknown": True,
                               "errors": {"0": "interrupted by a crash: outcome unknown"}}
-    lines = list(history_lines(read_records(job_dir / jobs.JOURNAL)))
+    lines = list(history_lines(read_records(job_dir / "journal.jsonl")))
     assert any(line.endswith("-> (interrupted)") and "[once]" in line for line in lines)
     assert any(line.endswith("exec  sh -c 'echo ran >> ran' [once]  -> outcome unknown (125)")
                for line in lines)
@@ -248,7 +248,7 @@ def test_sleep_with_fake_time(machine, home, tmp_path, monkeypatch):
     assert runner.start_job(script("sleep", "259200"), term=term, config=Config()) == 0
     assert time.monotonic() - t0 < 5
     assert term.written == {1: b"woke\n", 2: b""}
-    recs = records(next((home / "jobs").iterdir()) / jobs.JOURNAL)
+    recs = records(next((home / "jobs").iterdir()) / "journal.jsonl")
     now = recs[3]["res"]["now"]
     sleep = recs[4]["req"]
     assert sleep == {"op": "sleep", "until": now + 259200, "why": "sleep 259200s"}
@@ -263,11 +263,11 @@ def test_sleep_with_fake_time(machine, home, tmp_path, monkeypatch):
 def test_interrupted_sleep_resumes_for_the_time_left(machine, home, tmp_path):
     # The runner died during a 4 s sleep that began 3 s ago: the re-run waits ~1 s, not 4
     # (times scaled so a busy 2-core machine cannot flake the bound).
-    job_id = jobs.new_job_id("t")
-    job_dir, lock = jobs.create_job_dir(job_id, home)
+    job_id = new_job_id("t")
+    job_dir = home / "jobs" / job_id
     env = dict(os.environ)
     s = script("sleep", "4")
-    journal = Journal.create(job_dir / jobs.JOURNAL, {
+    journal = open_store(home).create(job_id, {
         "version": "0", "id": job_id, "name": "t", "filename": s.filename, "source": s.source,
         "argv": s.argv, "cwd": str(tmp_path), "env": env, "pid": 1}, fsync=False)
     m = fake.Machine(fake.initial_state(job=job_id, argv=s.argv, env=env, cwd=str(tmp_path),
@@ -280,8 +280,7 @@ def test_interrupted_sleep_resumes_for_the_time_left(machine, home, tmp_path):
     journal.append("effect.started", {"step": 1, "req": req}, sync=False)
     journal.append("effect.done", {"step": 1, "res": {"now": began}}, sync=False)
     journal.append("effect.started", {"step": 2, "req": m.run({"now": began})}, sync=False)
-    journal.close()
-    lock.release()
+    journal.release()
     t0 = time.monotonic()
     status, term = resume(job_id, job_dir)
     assert status == 0 and term.written[1] == b"woke\n"
@@ -343,15 +342,15 @@ def test_ps_shows_a_sleeping_job(machine, home, tmp_path, monkeypatch):
     try:
         deadline = time.monotonic() + 5
         while True:
-            ids = jobs.job_ids(home)
+            ids = open_store(home).ids()
             if ids:
-                last = jobs.last_record(home / "jobs" / ids[0] / jobs.JOURNAL)
+                last = open_store(home).last(ids[0])
                 if last and last["kind"] == "effect.started" and last["req"]["op"] == "sleep":
                     break
             assert time.monotonic() < deadline
             time.sleep(0.01)
         until = last["req"]["until"]
-        info = jobs.job_info(ids[0], home / "jobs" / ids[0])
+        info = jobs.job_info(open_store(home), ids[0])
         assert info.state == "sleeping" and info.pid == os.getpid()
         assert info.waiting_on == "timer until " + time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime(until))
@@ -362,38 +361,38 @@ def test_ps_shows_a_sleeping_job(machine, home, tmp_path, monkeypatch):
         assert row["pid"] == os.getpid()
         r = _fm("ps", home=home)
         assert f"sleeping (pid {os.getpid()})" in r.stdout and info.waiting_on in r.stdout
-        lines = list(history_lines(read_records(home / "jobs" / ids[0] / jobs.JOURNAL),
+        lines = list(history_lines(read_records(home / "jobs" / ids[0] / "journal.jsonl"),
                                    live=True))
         assert re.search(r"  sleep  sleep 1.5s until \S+ \(1.5s\)  -> \(sleeping\)$", lines[-1])
     finally:
         t.join()
     assert result["status"] == 0
-    assert jobs.job_info(ids[0], home / "jobs" / ids[0]).state == "done"
+    assert jobs.job_info(open_store(home), ids[0]).state == "done"
 
 
 def test_ps_shows_an_orphaned_sleeping_job(machine, home, tmp_path):
     job_id, job_dir = crashed_job(home, tmp_path, "sleep", "60")
     # make the pending request a sleep: rewrite the journal's last record by hand
-    recs = records(job_dir / jobs.JOURNAL)
+    recs = records(job_dir / "journal.jsonl")
     until = 1795874703.25
     recs[-1]["req"] = {"op": "sleep", "until": until, "why": "sleep 1m",
                        "deadline": until + 60}
-    (job_dir / jobs.JOURNAL).write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
+    (job_dir / "journal.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
                                                  for r in recs))
-    info = jobs.job_info(job_id, job_dir)
+    info = jobs.job_info(open_store(home), job_id)
     assert info.state == "orphaned" and info.pid is None
     assert info.waiting_on == "timer until 2026-11-28T14:05:03Z"
     recs[-1]["req"]["deadline"] = until - 3600  # the deadline comes first: it wakes then
-    (job_dir / jobs.JOURNAL).write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
+    (job_dir / "journal.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
                                                  for r in recs))
-    assert jobs.job_info(job_id, job_dir).waiting_on == "timer until 2026-11-28T13:05:03Z"
+    assert jobs.job_info(open_store(home), job_id).waiting_on == "timer until 2026-11-28T13:05:03Z"
     row = json.loads(_fm("ps", "--json", home=home).stdout)
     assert row["state"] == "orphaned" and row["waiting_on"] == "timer until 2026-11-28T13:05:03Z"
 
 
 def test_ps_not_sleeping_during_other_effects(machine, home, tmp_path):
     job_id, job_dir = crashed_job(home, tmp_path, "plain", "true")
-    info = jobs.job_info(job_id, job_dir)
+    info = jobs.job_info(open_store(home), job_id)
     assert info.state == "orphaned" and info.waiting_on is None
 
 
@@ -404,7 +403,7 @@ def test_config_settings_reach_the_machine(machine, home, tmp_path, monkeypatch)
     config = Config(retry=RetryConfig(attempts=9, delay=0.5, backoff=3.0, max_delay=60.0),
                     http=HttpConfig(timeout=12.0))
     assert runner.start_job(script("plain", "true"), term=QuietTerm(), config=config) == 0
-    recs = records(next((home / "jobs").iterdir()) / jobs.JOURNAL)
+    recs = records(next((home / "jobs").iterdir()) / "journal.jsonl")
     want = {"retry": {"attempts": 9, "delay": 0.5, "backoff": 3.0, "max_delay": 60.0},
             "http": {"timeout": 12.0}}
     assert recs[0]["settings"] == want
@@ -414,18 +413,17 @@ def test_config_settings_reach_the_machine(machine, home, tmp_path, monkeypatch)
 def test_settings_are_fixed_at_start(machine, home, tmp_path):
     # Replaying without a snapshot rebuilds the state with job.started's settings, not the
     # config of the resuming process.
-    job_id = jobs.new_job_id("t")
-    job_dir, lock = jobs.create_job_dir(job_id, home)
+    job_id = new_job_id("t")
+    job_dir = home / "jobs" / job_id
     s = script("plain", "true")
     settings = {"retry": {"attempts": 2, "delay": 1.0, "backoff": 2.0, "max_delay": 5.0},
                 "http": {"timeout": 3.0}}
-    Journal.create(job_dir / jobs.JOURNAL, {
+    open_store(home).create(job_id, {
         "version": "0", "id": job_id, "name": "t", "filename": s.filename, "source": s.source,
         "argv": s.argv, "cwd": str(tmp_path), "env": dict(os.environ), "pid": 1,
-        "settings": settings}, fsync=False).close()
-    lock.release()
-    runner.resume_job(job_id, job_dir, term=QuietTerm(), config=Config())
-    recs = records(job_dir / jobs.JOURNAL)
+        "settings": settings}, fsync=False).release()
+    runner.resume_job(job_id, term=QuietTerm(), config=Config())
+    recs = records(job_dir / "journal.jsonl")
     assert recs[1]["kind"] == "snapshot" and recs[1]["state"]["settings"] == settings
 
 

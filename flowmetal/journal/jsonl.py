@@ -1,0 +1,349 @@
+"""The embedded job store: one directory per job in the state directory (docs/store.md).
+
+    <home>/jobs/<id>/journal.jsonl    the records, one JSON line each (docs/journal.md)
+    <home>/jobs/<id>/lock             the lease: an flock the kernel drops when its holder dies
+    <home>/jobs/<id>/content/<sha256> long strings moved out of records (journal/content.py)
+    <home>/jobs/<id>/inbox/<key>.json deliveries not yet journaled by the job
+    <home>/wake/<id>                  the job's wake-up time (epoch seconds, as text)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import JobNotFoundError, JournalError
+from ..statedir import private_dir, state_dir
+from . import content
+from ._fs import fsync_dir, fsync_fd
+from .jobstore import JOB_ID_RE, JobStore, Lease
+from .lock import JobLock
+from .reader import follow, open_journal, read_records
+from .store import Journal
+
+JOURNAL = "journal.jsonl"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class JsonlStore(JobStore):
+    """Jobs as directories of JSON-lines journals under a private state directory."""
+
+    def __init__(self, home: Path | None = None):
+        self.home = private_dir(Path(home)) if home is not None else state_dir()
+        self.jobs = private_dir(self.home / "jobs", follow=False)
+        self.location = str(self.home)
+
+    def dir(self, job_id: str) -> Path:
+        """The job's directory, checked to be a private directory; JobNotFoundError if none."""
+        if not JOB_ID_RE.match(job_id):
+            raise JobNotFoundError(f"no job `{job_id}`")
+        path = self.jobs / job_id
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise JobNotFoundError(f"no job `{job_id}`") from None
+        from ..statedir import check_private
+        check_private(path, st)
+        return path
+
+    # ---- jobs and leases ----
+
+    def create(self, job_id: str, fields: dict, *, fsync: bool = True) -> Lease:
+        if not JOB_ID_RE.match(job_id):
+            raise ValueError(f"bad job id {job_id!r}")
+        job_dir, lock = self._make_dir(job_id)
+        try:
+            journal = Journal.create(job_dir / JOURNAL, {"id": job_id, **fields}, fsync=fsync,
+                                     content_dir=job_dir / "content")
+        except BaseException:
+            lock.release()
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        return JsonlLease(self, job_id, lock, journal)
+
+    def _make_dir(self, job_id: str) -> tuple[Path, JobLock]:
+        """Make jobs/<job_id>/ (0700) locked by this process; FileExistsError if it exists.
+        It is made and locked under a hidden name and renamed into place, so no one ever sees
+        the job without a live holder (it would look orphaned to `fm ps` and to a daemon)."""
+        path = self.jobs / job_id
+        if os.path.lexists(path):
+            raise FileExistsError(path)
+        tmp = self.jobs / f".new-{job_id}-{os.getpid()}"
+        tmp.mkdir(mode=0o700)
+        os.chmod(tmp, 0o700)
+        try:
+            lock = JobLock.acquire(tmp)  # the flock stays with the file through the rename
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            os.rename(tmp, path)  # fails on an existing non-empty directory (each has a lock)
+        except OSError:
+            lock.release()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if os.path.lexists(path):
+                raise FileExistsError(path) from None
+            raise
+        lock.job_dir = path
+        return path, lock
+
+    def lease(self, job_id: str, *, fsync: bool = True) -> Lease:
+        job_dir = self.dir(job_id)
+        lock = JobLock.acquire(job_dir)
+        try:
+            journal = Journal.open(job_dir / JOURNAL, fsync=fsync,
+                                   content_dir=job_dir / "content")
+        except BaseException:
+            lock.release()
+            raise
+        lease = JsonlLease(self, job_id, lock, journal)
+        lease.discarded = journal.discarded
+        return lease
+
+    def delete(self, job_id: str) -> None:
+        job_dir = self.dir(job_id)
+        lock = JobLock.acquire(job_dir)     # held while deleting: nobody can resume it
+        try:
+            try:
+                os.unlink(self.home / "wake" / job_id)
+            except FileNotFoundError:
+                pass
+            # Renamed first: no reader sees a job half deleted, and a crash leaves only a hidden
+            # directory (`.del-…`) that no listing shows and the next delete sweeps away.
+            gone = self.jobs / f".del-{job_id}-{os.getpid()}"
+            os.rename(job_dir, gone)
+        finally:
+            lock.release()
+        shutil.rmtree(gone, ignore_errors=True)
+
+    def holder(self, job_id: str) -> int | None:
+        return JobLock.holder(self.dir(job_id))
+
+    # ---- reading ----
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.jobs)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if JOB_ID_RE.match(n))
+
+    def exists(self, job_id: str) -> bool:
+        return bool(JOB_ID_RE.match(job_id)) and os.path.isdir(self.jobs / job_id)
+
+    def path(self, job_id: str) -> Path:
+        """The job's journal file."""
+        return self.dir(job_id) / JOURNAL
+
+    def where(self, job_id: str) -> str:
+        return str(self.jobs / job_id / JOURNAL)
+
+    def head(self, job_id: str) -> dict:
+        return self._restore(job_id, first_record(self.path(job_id)))
+
+    def last(self, job_id: str) -> dict | None:
+        rec = last_record(self.path(job_id))
+        return None if rec is None else self._restore(job_id, rec)
+
+    def tail(self, job_id: str) -> tuple[dict | None, list[dict]]:
+        from .recovery import recover
+        path = self.path(job_id)
+        fd = open_journal(path)
+        try:
+            sc = recover(fd, os.fstat(fd).st_size, str(path))
+        finally:
+            os.close(fd)
+        snap = None if sc.snapshot is None else self._restore(job_id, sc.snapshot)
+        return snap, [self._restore(job_id, r) for r in sc.after]
+
+    def records(self, job_id: str) -> Iterator[dict]:
+        for rec in read_records(self.path(job_id)):
+            yield self._restore(job_id, rec)
+
+    def follow(self, job_id: str, start_seq: int = 0) -> Iterator[dict]:
+        for rec in follow(self.path(job_id), start_seq):
+            yield self._restore(job_id, rec)
+
+    def _restore(self, job_id: str, rec: dict) -> dict:
+        if content.FIELD not in rec:
+            return rec
+        where = f"{self.where(job_id)}:{rec.get('seq', 0) + 1}"
+        return content.restore(rec, self.jobs / job_id / "content", where)
+
+    # ---- deliveries and timers ----
+
+    def deliver(self, job_id: str, key: str, data: dict) -> bool:
+        inbox = self.dir(job_id) / "inbox"
+        inbox.mkdir(mode=0o700, exist_ok=True)
+        target = inbox / _inbox_name(key)
+        tmp = inbox / f".tmp-{os.getpid()}-{target.name}"
+        _write_file(tmp, json.dumps({"key": key, "data": data}).encode())
+        try:
+            os.link(tmp, target)        # atomic, and fails when the key was delivered before
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        fsync_dir(inbox)
+        return True
+
+    def due(self, now: float) -> list[tuple[str, float]]:
+        return [(i, t) for i, t in self.wakes() if t <= now]
+
+    def wakes(self) -> list[tuple[str, float]]:
+        wake = self.home / "wake"
+        try:
+            names = os.listdir(wake)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            if not JOB_ID_RE.match(name):
+                continue
+            try:
+                out.append((name, float((wake / name).read_text())))
+            except (OSError, ValueError):
+                continue    # being replaced, or damaged: the journal is the truth
+        out.sort(key=lambda e: (e[1], e[0]))
+        return out
+
+
+class JsonlLease(Lease):
+    """A job of a JsonlStore held by this process (its flock) with its journal open."""
+
+    def __init__(self, store: JsonlStore, job_id: str, lock: JobLock, journal: Journal):
+        self.store = store
+        self.job_id = job_id
+        self.lock = lock
+        self.journal = journal
+        self.dir = store.jobs / job_id
+
+    def append(self, kind: str, fields: dict, *, sync: bool = True) -> int:
+        return self.journal.append(kind, fields, sync=sync)
+
+    def sync(self) -> None:
+        self.journal.sync()
+
+    def size(self) -> int:
+        return self.journal.size
+
+    def first(self) -> dict:
+        return self.store._restore(self.job_id, self.journal.first())
+
+    def tail(self) -> tuple[dict | None, list[dict]]:
+        snap, after = self.journal.tail()
+        restore = self.store._restore
+        return (None if snap is None else restore(self.job_id, snap),
+                [restore(self.job_id, r) for r in after])
+
+    def records(self) -> Iterator[dict]:
+        return self.store.records(self.job_id)
+
+    def where(self, seq: int) -> str:
+        return f"{self.journal.path}:{seq + 1}"
+
+    def inbox(self) -> dict[str, dict]:
+        out = {}
+        try:
+            names = sorted(os.listdir(self.dir / "inbox"))
+        except FileNotFoundError:
+            return out
+        for name in names:
+            if name.startswith("."):
+                continue
+            try:
+                item = json.loads((self.dir / "inbox" / name).read_bytes())
+                out[item["key"]] = item["data"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise JournalError(f"{self.dir / 'inbox' / name}: damaged delivery") from None
+        return out
+
+    def take(self, key: str) -> None:
+        try:
+            os.unlink(self.dir / "inbox" / _inbox_name(key))
+        except FileNotFoundError:
+            pass
+
+    def set_wake(self, when: float | None) -> None:
+        wake = private_dir(self.store.home / "wake", follow=False)
+        target = wake / self.job_id
+        if when is None:
+            try:
+                os.unlink(target)
+            except FileNotFoundError:
+                pass
+            return
+        tmp = wake / f".tmp-{self.job_id}-{os.getpid()}"
+        _write_file(tmp, repr(float(when)).encode(), sync=self.journal.fsync)
+        os.replace(tmp, target)
+
+    def release(self) -> None:
+        self.journal.close()
+        self.lock.release()
+
+    def crash_hook(self) -> None:
+        os.truncate(self.journal.path, self.journal.synced)
+
+    def __repr__(self) -> str:
+        return f"<JsonlLease {self.job_id}>"
+
+
+def _inbox_name(key: str) -> str:
+    """A file name for an inbox key: any key, no path tricks (`a/b` and `..` are safe)."""
+    return key.encode("utf-8", "surrogatepass").hex() + ".json"
+
+
+def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW, 0o600)
+    try:
+        os.write(fd, data)
+        if sync:
+            fsync_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def first_record(path: Path) -> dict:
+    """Record 0 (job.started), reading only the first line."""
+    with os.fdopen(open_journal(path), "rb") as f:
+        raw = f.readline()
+    try:
+        if not raw.endswith(b"\n"):
+            raise ValueError
+        rec = json.loads(raw)
+        if not isinstance(rec, dict) or rec.get("kind") != "job.started":
+            raise ValueError
+    except ValueError:
+        raise JournalError(f"{path}: no complete job.started record") from None
+    return rec
+
+
+def last_record(path: Path, block: int = 8192) -> dict | None:
+    """The last complete record, found by reading backwards from the end of the file.
+
+    A final line without its newline, or one that is not JSON (being written, or torn by a
+    crash), is skipped as read_records skips it. None when there is no complete record.
+    """
+    with os.fdopen(open_journal(path), "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        buf = b""
+        # Enough for the last two complete lines: three newlines, or the start of the file.
+        while pos > 0 and buf.count(b"\n") < 3:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+            block *= 2  # snapshots can be long lines: widen the reads
+    lines = buf.split(b"\n")
+    lines.pop()  # "" after the final newline, or a final line still being written
+    if pos > 0:
+        lines.pop(0)  # may be the cut-off end of an earlier line
+    for raw in reversed(lines[-2:]):
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue  # only the final line may be torn; the one before is then the last
+        return rec if isinstance(rec, dict) else None
+    return None
