@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,7 +58,7 @@ class JsonlStore(JobStore):
                                      content_dir=job_dir / "content")
         except BaseException:
             lock.release()
-            shutil.rmtree(job_dir, ignore_errors=True)
+            _rmtree(job_dir, ignore_errors=True)
             raise
         return JsonlLease(self, job_id, lock, journal)
 
@@ -76,13 +75,13 @@ class JsonlStore(JobStore):
         try:
             lock = JobLock.acquire(tmp)  # the flock stays with the file through the rename
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp, ignore_errors=True)
             raise
         try:
             os.rename(tmp, path)  # fails on an existing non-empty directory (each has a lock)
         except OSError:
             lock.release()
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp, ignore_errors=True)
             if os.path.lexists(path):
                 raise FileExistsError(path) from None
             raise
@@ -116,7 +115,7 @@ class JsonlStore(JobStore):
             os.rename(job_dir, gone)
         finally:
             lock.release()
-        shutil.rmtree(gone, ignore_errors=True)
+        _rmtree(gone, ignore_errors=True)
 
     def holder(self, job_id: str) -> int | None:
         return JobLock.holder(self.dir(job_id))
@@ -347,3 +346,8 @@ def last_record(path: Path, block: int = 8192) -> dict | None:
             continue  # only the final line may be torn; the one before is then the last
         return rec if isinstance(rec, dict) else None
     return None
+
+
+def _rmtree(path: Path, **kw) -> None:
+    import shutil  # lazy: a few ms of start-up that only deleting needs
+    shutil.rmtree(path, **kw)
