@@ -421,20 +421,30 @@ def cmd_cancel(args) -> int:
     """
     import os
     import signal
+    import time
 
     from .connectors import Term
+    from .errors import JobLockedError
     from .journal import open_store
     from .runner.config import load_config
     from .runner.run import resume_job
     store = open_store()
     job_id = store.find(args.job)
-    pid = store.holder(job_id)
-    if pid is not None and pid > 0:
-        os.kill(pid, signal.SIGUSR1)
-        _err(f"fm: cancelling job {job_id} (run by process {pid})")
-        return 0
-    return _exit_status(resume_job(job_id, store=store, term=Term(echo=True),
-                                   config=load_config(), cancel="cancelled (fm cancel)"))
+    deadline = time.monotonic() + 10
+    while True:
+        pid = store.holder(job_id)
+        if pid is not None and pid > 0:
+            os.kill(pid, signal.SIGUSR1)
+            _err(f"fm: cancelling job {job_id} (run by process {pid})")
+            return 0
+        try:
+            return _exit_status(resume_job(job_id, store=store, term=Term(echo=True),
+                                           config=load_config(), cancel="cancelled (fm cancel)"))
+        except JobLockedError:
+            # A resume took the job between our look and our try: signal that one instead.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @command("kill", arg("job", metavar="JOB", help="a job id or a unique prefix of one"))

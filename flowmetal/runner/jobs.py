@@ -94,13 +94,25 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
 
 
 def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, bool]:
-    """What an unfinished job waits for, from its effects in flight (those pending in its last
-    snapshot or started after it, and not done): (text or None, whether it only sleeps). A job
-    whose main code has ended waits for its branches (`main.ended`, or its snapshot's state)."""
+    """What an unfinished job waits for, from its effects in flight: (text or None, whether it
+    only sleeps). A job whose main code has ended waits for its branches."""
     try:
-        snap, after = store.tail(job_id)
+        flight, waiting = in_flight(store, job_id)
     except (JournalError, OSError):
         return None, False
+    wakes = [_timer_of(req) for req in flight.values()]
+    if wakes and all(w is not None for w in wakes):
+        return f"timer until {rfc3339_utc(min(wakes))}", True
+    if waiting is not None:
+        return f"branches {', '.join(map(str, waiting))}", False
+    return None, False
+
+
+def in_flight(store: JobStore, job_id: str) -> tuple[dict, list | None]:
+    """({step: request} of the effects started and not done: pending in the last snapshot or
+    started after it; the branches the ended main code waits for, or None (`main.ended`, or the
+    snapshot's state))."""
+    snap, after = store.tail(job_id)
     flight: dict = {}
     waiting = None
     if snap is not None:
@@ -117,12 +129,7 @@ def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, bool]:
             flight.clear()
         elif kind == "main.ended":
             waiting = rec.get("waiting") or []
-    wakes = [_timer_of(req) for req in flight.values()]
-    if wakes and all(w is not None for w in wakes):
-        return f"timer until {rfc3339_utc(min(wakes))}", True
-    if waiting is not None:
-        return f"branches {', '.join(map(str, waiting))}", False
-    return None, False
+    return flight, waiting
 
 
 def _main_waits(state) -> list | None:
@@ -197,8 +204,21 @@ def kill_job(store: JobStore, job_id: str) -> None:
             except ProcessLookupError:
                 pass
     with _lease_soon(store, job_id) as lease:
+        _kill_survivors(store, job_id)      # what a runner that died before left running
         lease.append("job.cancelled", {"status": 137, "reason": "killed (fm kill)"})
         lease.set_wake(None)
+
+
+def _kill_survivors(store: JobStore, job_id: str) -> None:
+    """SIGKILL the programs of the job's steps in flight that outlived their runner."""
+    from ..connectors.survivors import stop_survivors
+    try:
+        flight, _ = in_flight(store, job_id)
+    except (JournalError, OSError):
+        return
+    for step in flight:
+        if isinstance(step, int):
+            stop_survivors(f"{job_id}-{step}", grace=0)
 
 
 def _lease_soon(store: JobStore, job_id: str, patience: float = 5.0):

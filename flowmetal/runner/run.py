@@ -200,6 +200,9 @@ class Runner:
         from .scheduler import CancelToken, Scheduler
         m = self.machine
         token = CancelToken()
+        if _EARLY[0] is not None:   # `fm cancel` came while the job was being taken or replayed
+            token.set(_EARLY[0])
+            _EARLY[0] = None
         sched = Scheduler(self.term, token)
         _FOREGROUND[0] = (token, sched)
         old = _install(_on_cancel_signal)
@@ -250,6 +253,8 @@ class Runner:
                 # not run again; the machine gets status 125, "outcome unknown", instead.
                 self._complete(step, unknown_outcome(p["req"]), sched)
                 continue
+            if rerun:
+                _stop_survivors(p["req"])     # what its first run left running (G2)
             sched.submit(step, p["req"])
         if any(not p.get("submitted") for p in self.pending.values()):
             self._launch(sched)
@@ -437,6 +442,27 @@ _FOREGROUND: list = [None]
 """(cancel token, scheduler) of the job this process runs in the foreground: the one thing a
 signal handler may touch."""
 
+_ARMED: list = [False]
+_EARLY: list = [None]
+"""From before the job's lease is taken until it runs live (replay can take a while), a cancel
+signal is kept in _EARLY and acted on when run() starts: `fm cancel` sends it as soon as it sees
+the lease taken, and neither the default action of SIGUSR1 (death, skipping `finally` blocks)
+nor a KeyboardInterrupt in the middle of replay may meet it."""
+
+
+class _CancelSignals:
+    """`with _CancelSignals():` around taking and running a job (see _EARLY)."""
+
+    def __enter__(self):
+        _EARLY[0] = None
+        _ARMED[0] = True
+        self.old = _install(_on_cancel_signal)
+
+    def __exit__(self, *exc):
+        _ARMED[0] = False
+        _EARLY[0] = None
+        _install(self.old)
+
 
 def _on_cancel_signal(signum, frame):
     """Ctrl-C or `fm cancel`: set the job's cancel token (the effects in flight see it and
@@ -445,6 +471,9 @@ def _on_cancel_signal(signum, frame):
     fg = _FOREGROUND[0]
     reason = "interrupted (SIGINT)" if signum == signal.SIGINT else "cancelled (fm cancel)"
     if fg is None:
+        if _ARMED[0]:
+            _EARLY[0] = reason      # before the job runs live: run() starts by cancelling
+            return
         raise KeyboardInterrupt
     token, sched = fg
     if getattr(token, "second", False):
@@ -484,6 +513,19 @@ def _machine_step(fn):
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _stop_survivors(req: dict) -> None:
+    """Before a step runs again after a crash: stop what its first run left running, so the
+    two never run at once (connectors/survivors.py)."""
+    stages = req.get("stages") if req.get("op") == "exec" else None
+    keys = {s["env"].get("FM_STEP_KEY") for s in stages or ()
+            if isinstance(s, dict) and isinstance(s.get("env"), dict)}
+    keys.discard(None)
+    if keys:
+        from ..connectors.survivors import stop_survivors
+        for key in sorted(keys):
+            stop_survivors(key)
+
+
 def unknown_outcome(req: dict) -> dict:
     """The result given for a `once` request that a crash interrupted: it is not run again."""
     stages = req.get("stages") or [None]
@@ -519,8 +561,12 @@ def start_job(script: Script, *, term, config: Config, store: JobStore | None = 
     A syntax error raises ParseError before any job exists: building the machine parses and
     compiles the whole script, and that happens before the job is created.
     """
+    with _CancelSignals():
+        return _start_job(script, term=term, config=config, store=store or open_store())
+
+
+def _start_job(script: Script, *, term, config: Config, store: JobStore) -> int:
     Machine, initial_state = _machine_api()
-    store = store or open_store()
     env = dict(os.environ)
     cwd = _logical_cwd()
     pid = os.getpid()
@@ -563,8 +609,13 @@ def resume_job(job_id: str, *, term, config: Config, store: JobStore | None = No
     Raises JobLockedError (another process runs it), JournalError (damage, or the program
     diverges from its journal: DivergenceError) and JobFinishedError.
     """
-    store = store or open_store()
-    lease = store.lease(job_id, fsync=config.journal.syncs)
+    with _CancelSignals():
+        lease = (store or open_store()).lease(job_id, fsync=config.journal.syncs)
+        return _resume_leased(lease, term=term, config=config, cancel=cancel)
+
+
+def _resume_leased(lease: Lease, *, term, config: Config, cancel: str | None) -> int:
+    job_id = lease.job_id
     try:
         first = lease.first()
         snap, after = lease.tail()

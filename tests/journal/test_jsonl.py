@@ -222,3 +222,15 @@ def test_first_record(tmp_path):
     store = JsonlStore(tmp_path / "home")
     job_id = make(store, [("effect.done", {"step": 1, "res": {}})])
     assert first_record(store.path(job_id))["kind"] == "job.started"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a directory to another user needs root")
+@pytest.mark.parametrize("where", ["home", "jobs", "job"])
+def test_a_directory_of_another_user_is_refused(tmp_path, where):
+    store = JsonlStore(tmp_path / "home")
+    job_id = make(store)
+    target = {"home": store.home, "jobs": store.jobs, "job": store.jobs / job_id}[where]
+    os.chown(target, 12345, 12345)
+    with pytest.raises(StateDirError, match=r"belongs to another user \(uid 12345\)"):
+        JsonlStore(tmp_path / "home").head(job_id)
