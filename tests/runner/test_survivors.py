@@ -25,14 +25,19 @@ echo done
 """
 
 
-def test_a_survivor_is_stopped_before_its_step_runs_again(work, home):
+def orphan_mid_step(work, home) -> str:
+    """Start STEP and kill -9 the runner alone (not its group) while the step's `sh` and
+    `sleep` run: they live on. Returns the job id."""
     (work / "s.fm").write_text(STEP)
     a = fm_popen("s.fm", cwd=work)
     wait_for(lambda: (work / "log").exists())
-    # kill -9 of the runner alone (not its group): the step's `sh` and `sleep` live on
     os.kill(a.pid, signal.SIGKILL)
     a.communicate(timeout=30)
-    job_id, _ = only_job(home)
+    return only_job(home)[0]
+
+
+def test_a_survivor_is_stopped_before_its_step_runs_again(work, home):
+    job_id = orphan_mid_step(work, home)
     r = fm("resume", job_id, cwd=work)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "done\n"
@@ -42,12 +47,7 @@ def test_a_survivor_is_stopped_before_its_step_runs_again(work, home):
 
 
 def test_fm_kill_stops_the_survivors_of_an_orphaned_job(work, home):
-    (work / "s.fm").write_text(STEP)
-    a = fm_popen("s.fm", cwd=work)
-    wait_for(lambda: (work / "log").exists())
-    os.kill(a.pid, signal.SIGKILL)
-    a.communicate(timeout=30)
-    job_id, _ = only_job(home)
+    job_id = orphan_mid_step(work, home)
     r = fm("kill", job_id, cwd=work)
     assert r.returncode == 0, r.stderr
     time.sleep(3.5)
