@@ -15,6 +15,8 @@ MAX_DEPTH = 2000        # nested function calls (bash's FUNCNEST is unlimited; a
 _SPECIAL_NAMES = frozenset(("exec", "once", "command", "builtin"))
 """Command names op_CMD looks at before dispatching them (no fast path for these)."""
 
+_FD_NAMES = {0: "0", 1: "1", 2: "2"}
+
 _OUT_MODE = {">": "w", ">|": "w", ">>": "a", "<>": "rw", "&>": "w", "&>>": "a"}
 
 
@@ -482,8 +484,11 @@ class CommandOps:
         for fd, t in table.items():
             k = t["kind"]
             if k == "term":
-                real = t.get("fd", int(fd) if fd in ("0", "1", "2") else 1)
-                out[fd] = {"kind": "term"} if str(real) == fd else {"kind": "term", "fd": real}
+                real = t.get("fd")
+                if real is None:
+                    real = int(fd) if fd in ("0", "1", "2") else 1
+                out[fd] = {"kind": "term"} if _FD_NAMES.get(real) == fd else \
+                    {"kind": "term", "fd": real}
             elif k == "file":
                 out[fd] = {key: t[key] for key in ("kind", "path", "mode", "id", "off")
                            if key in t}

@@ -259,8 +259,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
 
     def deadline_owner(self):
         """The frame of the running branch with the earliest durable deadline, or None."""
-        return min((fr for fr in self.br["frames"] if "dl" in fr), key=lambda fr: fr["dl"],
-                   default=None)
+        owner = None                # (a loop: this runs for every request)
+        for fr in self.br["frames"]:
+            if "dl" in fr and (owner is None or fr["dl"] < owner["dl"]):
+                owner = fr
+        return owner
 
     def take_result(self):
         """The result of the request this instruction made (None when it made none)."""
