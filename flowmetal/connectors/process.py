@@ -8,7 +8,6 @@ import select
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -526,57 +525,13 @@ def _spawn(path: str, argv: list, env: dict, cwd: str, fdmap: dict) -> int:
     if (all(fdmap.get(fd, 0) != CLOSED for fd in (0, 1, 2))
             and all(fd <= 2 or src == CLOSED for fd, src in fdmap.items())
             and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
-        leaks = _inheritable_fds() if _posix_spawn_ok and _is_our_cwd(cwd) and \
-            all(src == fd or src > 2 for fd, src in fdmap.items()) else None
-        if leaks is not None:
-            return _posix_spawn(path, argv, env, fdmap, leaks)
-        # Popen vforks too, and can change directory (posix_spawn cannot, in Python).
+        # Popen vforks: the cheapest correct spawn Python offers (posix_spawn has no cwd).
         proc = subprocess.Popen(argv, executable=path, cwd=cwd, env=env,
                                 stdin=fdmap.get(0, 0), stdout=fdmap.get(1, 1),
                                 stderr=fdmap.get(2, 2), close_fds=True)
         proc.returncode = 0  # we reap it ourselves; keeps Popen.__del__ from tracking it
         return proc.pid
     return _spawn_forked(path, argv, env, cwd, fdmap)
-
-
-_posix_spawn_ok = sys.platform.startswith("linux") and hasattr(os, "posix_spawn")
-
-
-def _is_our_cwd(cwd: str) -> bool:
-    """Whether `cwd` is this process's working directory (then no chdir is needed)."""
-    try:
-        return os.path.samestat(os.stat(cwd), os.stat("."))
-    except (OSError, ValueError):
-        return False      # Popen's chdir reports it
-
-
-def _inheritable_fds() -> list | None:
-    """This process's fds above 2 that a child would inherit (Python opens its own fds
-    close-on-exec; these came from fm's parent, or were made inheritable); None without /proc."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return None
-    out = []
-    for name in names:
-        fd = int(name)
-        if fd > 2:
-            try:
-                if os.get_inheritable(fd):
-                    out.append(fd)
-            except OSError:
-                pass          # the listing's own fd, closed by now
-    return out
-
-
-def _posix_spawn(path: str, argv: list, env: dict, fdmap: dict, leaks: list) -> int:
-    """The cheapest spawn (clone + exec: no Popen object, no error pipe), for a stage that runs
-    in fm's own directory with only fds 0-2 mapped; `leaks` are closed in the child, so it
-    holds only the fds its stage maps, as Popen's close_fds gives."""
-    actions = [(os.POSIX_SPAWN_DUP2, src, fd) for fd, src in fdmap.items() if src != fd]
-    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in leaks]
-    return os.posix_spawn(path, argv, env, file_actions=actions, setsigmask=(),
-                          setsigdef=CHILD_DEFAULT_SIGNALS)
 
 
 def _spawn_forked(path: str, argv: list, env: dict, cwd: str, fdmap: dict) -> int:
