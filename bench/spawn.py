@@ -5,8 +5,9 @@ bash, with a plain Python loop as the reference for what a durable runner must a
 Run from the repository root:  .venv/bin/python bench/spawn.py [N] [RUNS]
 The reference spawns /bin/true with subprocess and appends two JSON lines per command (the
 request before, the result after, then one fsync), as fm's journal does for a world-changing
-effect. Each figure is the best of RUNS runs, taken in turns (the machine is noisy); nothing
-here is asserted (speed is measured, not tested).
+effect. Rows for fsync = "never" and `fm -c true` show what fm costs besides its fsyncs, and
+its start-up. Each figure is the best of RUNS runs, taken in turns (the machine is noisy);
+nothing here is asserted (speed is measured, not tested).
 """
 from __future__ import annotations
 
@@ -58,13 +59,15 @@ def python_reference(n: int, d: str, journal: bool = True) -> float:
 def main(n: int = 1000, runs: int = 5):
     with tempfile.TemporaryDirectory(dir=os.environ.get("FM_BENCH_DIR")) as d:
         Path(d, "t.fm").write_text(f"for ((i=0; i<{n}; i++)); do {TRUE}; done\n")
-        for mode in ("always", "batch"):
+        for mode in ("always", "batch", "never"):
             Path(d, f"{mode}.toml").write_text(f'[journal]\nfsync = "{mode}"\n')
-        times: dict = {"bash": [], "always": [], "batch": [], "ref": [], "spawn": []}
+        times: dict = {"bash": [], "always": [], "batch": [], "never": [], "ref": [],
+                       "spawn": [], "empty": []}
         for k in range(runs):
             times["bash"].append(_timed(["bash", "t.fm"], d))
-            for mode in ("always", "batch"):
+            for mode in ("always", "batch", "never"):
                 times[mode].append(_timed(FM + ["t.fm"], d, _fm_env(d, mode, k)))
+            times["empty"].append(_timed(FM + ["-c", "true"], d, _fm_env(d, "never", k)))
             times["ref"].append(python_reference(n, d))
             times["spawn"].append(python_reference(n, d, journal=False))
     best = {key: min(v) for key, v in times.items()}
@@ -73,10 +76,13 @@ def main(n: int = 1000, runs: int = 5):
     print(f"  python: spawn + 2 journal lines + fsync  {best['ref']:.3f}s  ratio "
           f"{best['ref'] / bash:.2f}   (spawn alone {best['spawn']:.3f}s, "
           f"{best['spawn'] / bash:.2f})")
-    for mode, target in (("always", 1.4), ("batch", 1.15)):
+    for mode, target in (("always", 1.4), ("batch", 1.15), ("never", None)):
         t = best[mode]
-        print(f"  fm, fsync = \"{mode}\"{'':<18} {t:.3f}s  ratio {t / bash:.2f}  "
-              f"(target <= {target})  {(t - bash) / n * 1e6:.0f} us/command over bash")
+        aim = f"(target <= {target})" if target else "(no fsync: what fm costs besides)"
+        print(f"  fm, fsync = \"{mode}\"{'':<18} {t:.3f}s  ratio {t / bash:.2f}  {aim}  "
+              f"{(t - bash) / n * 1e6:.0f} us/command over bash")
+    print(f"  (fm -c true, start-up and end: {best['empty']:.3f}s, "
+          f"{best['empty'] / bash:.2f} of bash's whole loop)")
 
 
 if __name__ == "__main__":
