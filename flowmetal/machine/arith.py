@@ -80,6 +80,9 @@ _SIGNED_RE = re.compile(r"[ \t\n]*([-+]?)([0-9][0-9A-Za-z@_#]*)[ \t\n]*\Z")
 def parse_integer(value: str) -> int | None:
     """The integer a variable's value denotes (spaces trimmed, optional sign, 0x.., 0.., base#..),
     or None when it is not one."""
+    if value.isdecimal() and value.isascii() and len(value) < 19 and \
+            (value[0] != "0" or len(value) == 1):
+        return int(value)                   # the common case: fits, no base, no sign
     m = _SIGNED_RE.match(value)
     if not m:
         return None

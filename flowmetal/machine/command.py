@@ -5,12 +5,17 @@ import posixpath
 
 from flowmetal.lang import ast as A
 from flowmetal.machine import pattern
-from flowmetal.machine.builtins import BUILTINS
+from flowmetal.machine.builtins import BUILTINS, Call
 from flowmetal.machine.errors import ShellError, Unwind
 from flowmetal.machine.expand import Expander
 from flowmetal.machine.state import frame
 
 MAX_DEPTH = 2000        # nested function calls (bash's FUNCNEST is unlimited; a crash is worse)
+
+_SPECIAL_NAMES = frozenset(("exec", "once", "command", "builtin"))
+"""Command names op_CMD looks at before dispatching them (no fast path for these)."""
+
+_FD_NAMES = {0: "0", 1: "1", 2: "2"}
 
 _OUT_MODE = {">": "w", ">|": "w", ">>": "a", "<>": "rw", "&>": "w", "&>>": "a"}
 
@@ -149,8 +154,23 @@ class CommandOps:
         st = self.br
         i = f["i"]
         if i is None:
-            i = f["i"] = {"op": "CMD", "ph": "assign", "as": [],
-                          "argv": f["t"].pop(str(slot), []), "cst": f["t"].pop("cst", None)}
+            t = f["t"]
+            argv, cst = t.pop(str(slot), []), t.pop("cst", None)
+            plain = not node.redirects and not st["opts"].get("x")
+            if plain and not argv and all(type(a.value) is not A.ArrayLit
+                                          for a in node.assigns):
+                # `n=$((n+1))`: pure expansion (no globbing), no effect, nothing in flight
+                ex = Expander(self, code, f)
+                for a in node.assigns:
+                    self.apply_assign(self.eval_assign(ex, a, None), node.span)
+                return self.bare_done(f, code, node, cst)
+            if plain and not node.assigns and argv[0] in BUILTINS and \
+                    argv[0] not in _SPECIAL_NAMES and argv[0] not in st["funcs"]:
+                # a builtin as it is (`read -r l`): straight to its run phase
+                i = f["i"] = {"op": "CMD", "ph": "run", "as": [], "argv": argv, "cst": cst,
+                              "k": "bi"}
+            else:
+                i = f["i"] = {"op": "CMD", "ph": "assign", "as": [], "argv": argv, "cst": cst}
         if i["ph"] == "assign":
             # Assignments expand left to right (a=1 b=$a); array literals may glob (effects).
             ex = Expander(self, code, f)
@@ -167,14 +187,8 @@ class CommandOps:
             argv = i["argv"]
             if not argv:
                 if not node.redirects:
-                    st["status"] = i["cst"] if i["cst"] is not None else 0
                     f["i"] = None
-                    f["pc"] += 1
-                    if st["status"] != 0 and st["opts"].get("e"):
-                        raise ShellError(st["status"], f"`{self.snippet(code, node.span)}`: "
-                                         f"command substitution exited with status "
-                                         f"{st['status']}", node.span)
-                    return None
+                    return self.bare_done(f, code, node, i["cst"])
                 i["k"] = "none"
                 i["ph"] = "run"
             else:
@@ -262,6 +276,17 @@ class CommandOps:
             raise ShellError(status, i.get("msg") or "redirection failed", node.span)
         return None
 
+    def bare_done(self, f, code, node, cst):
+        """The end of a command of assignments only: its status is that of the last command
+        substitution in it (`x=$(false)` fails), else 0."""
+        st = self.br
+        st["status"] = status = cst if cst is not None else 0
+        f["pc"] += 1
+        if status != 0 and st["opts"].get("e"):
+            raise ShellError(status, f"`{self.snippet(code, node.span)}`: command substitution "
+                             f"exited with status {status}", node.span)
+        return None
+
     def exec_request(self, i, stages) -> dict:
         req = {"op": "exec", "cwd": self.br["cwd"], "stages": stages}
         if i.get("once"):
@@ -277,29 +302,28 @@ class CommandOps:
 
     def run_fm_command(self, f, code, node, i, block):
         """Builtins, functions and redirect-only commands, re-run with memoised effects."""
-        from flowmetal.machine.builtins import BUILTINS, Call
         st = self.br
         depth = len(st["io"])
         call = Call(self, f, code, node, i["argv"], block)
+        run = BUILTINS[i["argv"][0]] if i["k"] == "bi" else None
+        # a builtin's own assignments (`IFS=: read a b`) are its temporary environment
+        temp = {a[0]: {"s": a[3], "x": 1} for a in i["as"]
+                if a[1] is None and isinstance(a[3], str)} if run is not None else None
 
         def attempt():
             call.reset()
-            fds = self.redirect_fds(f, code, node.redirects, Expander(self, code, f))
-            if fds is not None and i["argv"] == ["exec"]:
-                # `exec >log 2>&1`: the redirections stay for the rest of the enclosing block
-                # (for the script, when it is at the top level)
-                self.br["io"][-1]["fds"] = fds
-            elif fds is not None:
-                self.push_io(fds)
-            temp = i["k"] == "bi" and any(a[1] is None and isinstance(a[3], str)
-                                          for a in i["as"])
+            if node.redirects:
+                fds = self.redirect_fds(f, code, node.redirects, Expander(self, code, f))
+                if i["argv"] == ["exec"]:
+                    # `exec >log 2>&1`: the redirections stay for the rest of the enclosing
+                    # block (for the script, when it is at the top level)
+                    self.br["io"][-1]["fds"] = fds
+                else:
+                    self.push_io(fds)
             if temp:
-                st["scopes"].append({a[0]: {"s": a[3], "x": 1} for a in i["as"]
-                                     if a[1] is None and isinstance(a[3], str)})
+                st["scopes"].append({k: dict(c) for k, c in temp.items()})
             try:
-                if i["k"] == "bi":
-                    return BUILTINS[i["argv"][0]](call)
-                return 0
+                return run(call) if run is not None else 0
             except BaseException:
                 self.truncate_io(depth)
                 raise
@@ -460,8 +484,11 @@ class CommandOps:
         for fd, t in table.items():
             k = t["kind"]
             if k == "term":
-                real = t.get("fd", int(fd) if fd in ("0", "1", "2") else 1)
-                out[fd] = {"kind": "term"} if str(real) == fd else {"kind": "term", "fd": real}
+                real = t.get("fd")
+                if real is None:
+                    real = int(fd) if fd in ("0", "1", "2") else 1
+                out[fd] = {"kind": "term"} if _FD_NAMES.get(real) == fd else \
+                    {"kind": "term", "fd": real}
             elif k == "file":
                 out[fd] = {key: t[key] for key in ("kind", "path", "mode", "id", "off")
                            if key in t}

@@ -66,10 +66,9 @@ class Expander:
         """A word -> one string (assignment values, redirect targets, case words)."""
         if word is None:
             return ""
-        if isinstance(word, A.Word):
-            parts = word.parts
-        else:
-            parts = word
+        parts = word.parts if isinstance(word, A.Word) else word
+        if len(parts) == 1 and type(parts[0]) is A.ArithSub:    # `n=$((n+1))`
+            return str(self.vm.arith(parts[0].expr))
         segs = self.segments(parts, quoted)
         return "".join(t for t, _ in segs)
 

@@ -253,8 +253,9 @@ class Variables:
         for scope in self.br["scopes"]:
             for k, c in scope.items():
                 if c.get("x"):
-                    if "s" in c:
-                        env[k] = c["s"]
+                    s = c.get("s")
+                    if s is not None:
+                        env[k] = s
                     elif "a" in c and c["a"] and c["a"][0] is not None:
                         env[k] = c["a"][0]
                     else:

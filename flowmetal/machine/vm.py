@@ -38,6 +38,15 @@ def _compile(unit: str, text: str, filename: str):
     return u
 
 
+_OPS: dict = {}       # instruction name -> the Machine's op_ function (filled on first use)
+
+
+def _dispatch_table() -> dict:
+    _OPS.update((name[3:], fn) for name in dir(Machine) if name.startswith("op_")
+                for fn in [getattr(Machine, name)])
+    return _OPS
+
+
 class Machine(Variables, CommandOps, DurableOps, BranchOps):
     """Advance a job's state: `start()`, then `feed(step, result)` for each completed effect,
     until `done()` returns the job's done record."""
@@ -173,15 +182,19 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
             done = self.deadline_passed()
             if done:
                 return self.end_branch(done)
+        ops = _OPS or _dispatch_table()
+        f = None
         while True:
             if not frames:
                 return self.end_branch({"op": "done", "status": br["status"]})
-            f = frames[-1]
-            code = self.codes.get(f["c"]) or self.code(f["c"])
-            self.cur = (code, f)
-            ins = code.instrs[f["pc"]]
+            if frames[-1] is not f:         # a frame's code never changes: look it up once
+                f = frames[-1]
+                code = self.codes.get(f["c"]) or self.code(f["c"])
+                instrs = code.instrs
+                self.cur = (code, f)
+            ins = instrs[f["pc"]]
             try:
-                req = getattr(self, "op_" + ins[0])(f, code, ins)
+                req = ops[ins[0]](self, f, code, ins)
             except ShellError as e:
                 done = self.raise_error(f, code, e)
                 if done:
@@ -246,8 +259,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
 
     def deadline_owner(self):
         """The frame of the running branch with the earliest durable deadline, or None."""
-        return min((fr for fr in self.br["frames"] if "dl" in fr), key=lambda fr: fr["dl"],
-                   default=None)
+        owner = None                # (a loop: this runs for every request)
+        for fr in self.br["frames"]:
+            if "dl" in fr and (owner is None or fr["dl"] < owner["dl"]):
+                owner = fr
+        return owner
 
     def take_result(self):
         """The result of the request this instruction made (None when it made none)."""

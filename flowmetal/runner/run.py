@@ -264,7 +264,10 @@ class Runner:
         if self._snapshot_due():
             self._snapshot()
         if self.unsynced and (EFFECTS[p["req"]["op"]].world or EFFECTS[p["req"]["op"]].waits):
-            self._sync()          # what it may depend on is durable before it starts
+            if self.sync_mode == "batch":
+                self._durable_soon()      # it does not wait: durable within BATCH_DELAY
+            else:
+                self._sync()              # what it may depend on is durable before it starts
         started = {"step": step, "req": compact(p["req"], self.base_env)}
         if p["br"] != MAIN_BRANCH:
             started["br"] = p["br"]
@@ -345,9 +348,10 @@ class Runner:
             self.journal.append("effect.done", rec, sync=now and last)
             self.since_snapshot += 1
         self.unsynced = not now
-        if now and self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
+        if now:           # synced with the last record: a second fsync would find nothing
+            if self._flusher is not None:
+                self._flusher.cancel()
+                self._flusher = None
         elif world:
             self._durable_soon()
         for step, res in done:
