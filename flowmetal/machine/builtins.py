@@ -184,156 +184,14 @@ def b_cd(c):
     return 0
 
 
-def _split_decl(c: Call, args):
-    """Leading -flags / +flags of declare-like builtins -> (set of flags, names)."""
-    flags, rest = set(), []
-    i = 0
-    while i < len(args) and isinstance(args[i], str) and args[i][:1] in "-+" \
-            and len(args[i]) > 1 and args[i] != "--":
-        for ch in args[i][1:]:
-            flags.add(args[i][0] + ch if args[i][0] == "+" else ch)
-        i += 1
-    if i < len(args) and args[i] == "--":
-        i += 1
-    rest = args[i:]
-    return flags, rest
-
-
-def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
-    vm = c.vm
-    flags, names = _split_decl(c, args)
-    if "p" in flags and not names:
-        return _print_vars(c, export_only=export)
-    if "f" in flags or "F" in flags:
-        for n in names:
-            if n not in vm.br["funcs"]:
-                return 1
-            c.out(n + "\n")
-        return 0
-    for item in names:
-        if isinstance(item, dict):     # name=(...)
-            name, op, items = item["arr"], item["op"], item["items"]
-            items = [tuple(v) if isinstance(v, list) else v for v in items]
-            vm.set_array(name, items, append=op == "+=", span=c.span, local=local,
-                         assoc=True if "A" in flags else None)
-            cell = vm.cell(name)
-        else:
-            name, eq, value = item.partition("=")
-            append = False
-            if name.endswith("+") and eq:
-                name, append = name[:-1], True
-            if not _valid_name(name.split("[", 1)[0]) or ("[" in name and not name.endswith("]")):
-                return c.fail(f"{c.argv[0]}: `{item}`: not a valid identifier")
-            if "[" in name:
-                base, key = name[:-1].split("[", 1)
-                if eq:
-                    if not vm.is_assoc(base):
-                        from flowmetal.lang import ast as A
-                        key = str(vm.arith(A.ArithText(key, c.span)))
-                    vm.set_item(base, key, value, append=append, span=c.span)
-                continue
-            if local:
-                scope = vm.br["scopes"][-1]
-                cell = scope.get(name)
-                if cell is None:
-                    cell = scope[name] = {}
-            else:
-                cell = vm.cell(name)
-                if cell is None:
-                    cell = vm.br["scopes"][0][name] = {}
-            if "A" in flags and "A" not in cell:
-                cell.pop("s", None)
-                cell.pop("a", None)
-                cell["A"] = {}
-            elif "a" in flags and "a" not in cell and "A" not in cell:
-                cell["a"] = [cell.pop("s")] if "s" in cell else []
-            if eq:
-                if cell.get("r"):
-                    return c.fail(f"`{name}` is readonly")
-                vm.set_scalar(name, value, append=append, span=c.span, local=local)
-                cell = (vm.br["scopes"][-1] if local else None) and \
-                    vm.br["scopes"][-1].get(name) or vm.cell(name) or cell
-        if export or "x" in flags:
-            cell["x"] = 1
-        if "+x" in flags:
-            cell.pop("x", None)
-        if readonly or "r" in flags:
-            cell["r"] = 1
-    return 0
-
-
-def _valid_name(name: str) -> bool:
-    return bool(name) and (name[0].isalpha() or name[0] == "_") and \
-        name.replace("_", "a").isalnum()
-
-
-def _print_vars(c: Call, export_only=False):
-    from flowmetal.machine.printf import shell_quote
+def _print_vars(c: Call):
+    """`set` with no arguments: every variable, as `declare -p` prints it."""
+    from flowmetal.machine.declare import declaration
     seen = {}
     for scope in c.vm.br["scopes"]:
         seen.update(scope)
     for name in sorted(seen):
-        cell = seen[name]
-        if export_only and not cell.get("x"):
-            continue
-        if "s" in cell:
-            c.out(f"declare -{'x' if cell.get('x') else '-'} {name}={shell_quote(cell['s'])}\n")
-    return 0
-
-
-@builtin("declare", "typeset")
-def b_declare(c):
-    flags, _ = _split_decl(c, c.argv[1:])
-    in_fn = any(fr["k"] == "fn" for fr in c.vm.br["frames"])
-    return _declare(c, c.argv[1:], local=in_fn and "g" not in flags)
-
-
-@builtin("local")
-def b_local(c):
-    if not any(fr["k"] == "fn" for fr in c.vm.br["frames"]):
-        return c.fail("local: can only be used in a function")
-    return _declare(c, c.argv[1:], local=True)
-
-
-@builtin("export")
-def b_export(c):
-    flags, names = _split_decl(c, c.argv[1:])
-    if "n" in flags:
-        for n in names:
-            cell = c.vm.cell(n)
-            if cell is not None:
-                cell.pop("x", None)
-        return 0
-    return _declare(c, c.argv[1:], local=False, export=True)
-
-
-@builtin("readonly")
-def b_readonly(c):
-    return _declare(c, c.argv[1:], local=False, readonly=True)
-
-
-@builtin("unset")
-def b_unset(c):
-    vm = c.vm
-    args = c.argv[1:]
-    funcs = False
-    while args and args[0] in ("-v", "-f", "--"):
-        funcs = args[0] == "-f"
-        args = args[1:]
-    for name in args:
-        if funcs:
-            vm.br["funcs"].pop(name, None)
-        elif name.endswith("]") and "[" in name:
-            base, key = name[:-1].split("[", 1)
-            if not vm.is_assoc(base):
-                from flowmetal.lang import ast as A
-                key = str(vm.arith(A.ArithText(key, c.span)))
-            vm.unset_item(base, key)
-        else:
-            if vm.cell(name) is None and name in vm.br["funcs"]:
-                vm.br["funcs"].pop(name)
-            else:
-                vm.unset(name, c.span)
+        c.out(declaration(name, seen[name]) + "\n")
     return 0
 
 
@@ -959,3 +817,7 @@ def b_let(c):
     for a in c.argv[1:]:
         v = c.vm.arith(A.ArithText(a, c.span))
     return 0 if v != 0 else 1
+
+
+# the builtins of these modules register themselves in BUILTINS
+from flowmetal.machine import declare  # noqa: E402,F401

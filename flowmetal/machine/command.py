@@ -226,8 +226,15 @@ class CommandOps:
             elif err:
                 i["msg"] = f"`{i['argv'][0]}`: {err}" if status in (126, 127) else err
             i["st"] = status
-            i["ph"] = "after"
-            ph = "after"
+            i["ph"] = ph = "after"
+            if err and status in (126, 127):
+                req = self.not_found_notice(f, code, node, node.redirects, i["msg"])
+                if req is not None:
+                    i["ph"] = "noted"
+                    return req
+        if ph == "noted":
+            self.take_result()
+            i["ph"] = ph = "after"
         if ph == "run":
             nframes = len(st["frames"])
             r = self.run_fm_command(f, code, node, i, block)
@@ -346,6 +353,37 @@ class CommandOps:
             i["ph"] = "flush" if writes else "after"
             i["st"] = None
             st["frames"].append(call.push)
+        return None
+
+    def not_found_notice(self, f, code, node, redirects, msg: str, base=None):
+        """Where a failed start (command not found, permission denied) is not going to end
+        the script (a condition, `||`, `try`, or errexit off), it is reported on the
+        command's stderr as bash does: the write request for that, or None."""
+        if self.br["opts"].get("e") and not any(b["t"] == "h" for fr in self.br["frames"]
+                                                for b in fr["b"]):
+            return None          # it ends the script: its diagnostic says it
+        fds = self.apply_redirects(dict(self.fds() if base is None else base), redirects,
+                                   Expander(self, code, f), self._file_for_exec)
+        span = node.words[0].span if node.words else node.span
+        where = f"{self.unit_source(code.unit)[1]}:{span.line}:{span.col}"
+        return self.write_to(fds.get("2"), f"fm: {where}: {msg}\n")
+
+    def write_to(self, t, data: str):
+        """The write request for `data` to fd target `t`; None when there is none to make (a
+        buffer is appended to here; a closed or input target takes nothing)."""
+        k = t["kind"] if t else "closed"
+        if k == "buf":
+            b = self.state["bufs"].get(t["id"])
+            if b is not None:
+                b["d"] += data
+            return None
+        if k == "term":
+            real = t.get("fd", 2)
+            return {"op": "write", "target": {"kind": "term", "fd": real or 2}, "data": data}
+        if k == "file":
+            target = {"kind": "file", "path": t["path"], "mode": "a",
+                      "display": t.get("display", t["path"])}
+            return {"op": "write", "target": target, "data": data, "cwd": self.br["cwd"]}
         return None
 
     def flush_writes(self, f, i):
@@ -559,7 +597,16 @@ class CommandOps:
                 stages.append(self.exec_stage(ex, argv, assigns, cmd.redirects, i, base))
             return {"op": "exec", "cwd": st["cwd"], "stages": stages}
         got, res = self.take_result()
-        self.finish_exec(i, res)
+        if "notes" in i:                 # a notice written: the next, or the pipeline's end
+            res = i["res"]
+        else:
+            self.finish_exec(i, res)
+            i["notes"] = self.pipe_notices(node, res, i["names"])
+            i["res"] = res
+        while i["notes"]:
+            req = self.not_found_notice(f, code, *i["notes"].pop(0))
+            if req is not None:
+                return req
         f["i"] = None
         f["pc"] = end
         names = i["names"]
@@ -567,6 +614,18 @@ class CommandOps:
                 for k, v in (res.get("errors") or {}).items()}
         self.pipeline_done(code, node, res["status"], errs)
         return None
+
+    def pipe_notices(self, node, res, names) -> list:
+        """not_found_notice arguments for the stages of an external pipeline that could not
+        start (each with its stage's stderr: the pipeline's, after its own redirects)."""
+        out = []
+        for k, err in sorted((res.get("errors") or {}).items(), key=lambda kv: int(kv[0])):
+            cmd = node.commands[int(k)]
+            if res["status"][int(k)] in (126, 127) and isinstance(cmd, A.SimpleCommand):
+                if int(k) < len(node.stderr) and node.stderr[int(k)]:
+                    continue             # `|&`: its stderr is the pipe
+                out.append([cmd, cmd.redirects, f"`{names[int(k)]}`: {err}"])
+        return out
 
     def pipeline_done(self, code, node, statuses, errs):
         st = self.br

@@ -351,9 +351,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                     self.restore(b["save"])
                     if b.get("cap") is not None:
                         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
-                        if kind == "exit" and value == 0:
-                            f["t"][b["slot"]] = buf["d"].rstrip("\n")
-                            st["status"] = 0
+                        if kind == "exit" and (value == 0 or not st["opts"].get("e")):
+                            f["t"][b["slot"]] = buf["d"].replace("\0", "").rstrip("\n")
+                            self.substituted(f, b["slot"], value)
+                            st["status"] = b.get("st", 0)
                             f["pc"] = b["end"]
                             return None
                         if kind == "exit":
@@ -580,7 +581,7 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         sp = cs.span
         b = {"t": "s", "io": len(st["io"]), "save": self.save(), "cap": bid,
              "slot": str(ins[2]), "end": ins[3], "unit": code.unit,
-             "span": [sp.start, sp.end, sp.line, sp.col]}
+             "span": [sp.start, sp.end, sp.line, sp.col], "st": st["status"]}
         f["b"].append(b)
         fds = dict(self.fds())
         fds["1"] = {"kind": "buf", "id": bid}
@@ -594,8 +595,44 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
         # as in bash, NUL bytes are dropped: no argument or variable can hold one
         f["t"][str(ins[1])] = buf["d"].replace("\0", "").rstrip("\n")
-        f["t"]["cst"] = self.br["status"]
+        self.substituted(f, ins[1], self.br["status"])
+        # `$?` in the command's words is the status from before it (bash: before the
+        # substitutions that ran first; the expander sees each one's status after it)
+        self.br["status"] = b.get("st", 0)
         f["pc"] += 1
+
+    def substituted(self, f, slot, status: int):
+        """Record the status of the `$(...)` whose output is in `slot`: the command's own
+        status when it has no words (`x=$(cmd)`), and `$?` after it in the expansion."""
+        f["t"]["cst"] = status
+        f["t"][f"{slot}?"] = status
+
+    def op_READFILE(self, f, code, ins):
+        r, slot = ins[1], ins[2]
+        if f["i"] is None:
+            f["i"] = {"op": "READFILE"}
+        ok, val = self.memo_run(f, lambda: self.read_whole(f, code, r))
+        if not ok:
+            return val
+        f["i"] = None
+        text, status = val
+        f["t"][str(slot)] = text.replace("\0", "").rstrip("\n")
+        self.substituted(f, slot, status)
+        f["pc"] += 1
+
+    def read_whole(self, f, code, r):
+        """`$(< file)`: (the file's text, 0), or ("", 1) after an error message (raised
+        under errexit, like any failing substitution)."""
+        path = Expander(self, code, f).string(r.target)
+        res = self.effect(f, {"op": "read_file", "path": self.abspath(path),
+                              "cwd": self.br["cwd"], "display": path})
+        if not res.get("error"):
+            return res.get("data", ""), 0
+        if self.br["opts"].get("e"):
+            raise ShellError(1, res["error"], r.target.span)
+        self.effect(f, {"op": "write", "target": {"kind": "term", "fd": 2},
+                        "data": f"fm: {res['error']}\n"})
+        return "", 1
 
     def op_FUNC(self, f, code, ins):
         self.br["funcs"][ins[1]] = ins[2]
