@@ -30,8 +30,11 @@ UNSUPPORTED: dict[str, str] = {
     "times": "run the work under `command time` or `/usr/bin/time`",
     "ulimit": "set limits before fm starts, or run `prlimit` for one program",
     "umask": "run a program under `sh -c 'umask 077; exec CMD'`",
+    "coproc": "start a durable branch with `CMD &` and pass data through a file",
+    "time": "`command time CMD` runs the time program",
 }
-"""bash builtins fm does not have, with what to do instead."""
+"""bash builtins (and the keywords `coproc`, `time`) fm does not have, with what to do
+instead."""
 
 OPTIONS: dict[str, str] = {
     "read": "ersa:d:i:n:N:p:t:u:",
@@ -49,6 +52,9 @@ OPTIONS: dict[str, str] = {
     "hash": "r",
     "caller": "",
     "getopts": "",
+    "dirs": "clpv",
+    "pushd": "n",
+    "popd": "n",
 }
 """getopt-style option letters of the builtins whose options are checked (`x:` takes an
 argument; a leading `+` allows `+x` to turn an attribute off)."""
@@ -103,8 +109,9 @@ SHOPT_HINT: dict[str, str] = {
     "expand_aliases": "define functions instead of aliases",
 }
 
-SET_FLAGS_IGNORED = "hbmBHv"
-"""`set` flags accepted without effect (interactive ones, and the defaults fm always has)."""
+SET_FLAGS_IGNORED = "hbmBHvE"
+"""`set` flags accepted without effect (interactive ones, and what fm always does: -B brace
+expansion, -E the ERR trap inside functions)."""
 
 SET_FLAGS_LACKING: dict[str, str] = {
     "C": "fm's `>` always truncates; test with `[[ -e ... ]]` first",
@@ -113,7 +120,6 @@ SET_FLAGS_LACKING: dict[str, str] = {
     "k": "put assignments before the command name",
     "t": "use `exit` after the command",
     "T": "fm has no DEBUG or RETURN traps",
-    "E": "fm's ERR trap always applies inside functions",
     "P": "use `cd -P` and `pwd -P`",
 }
 """`set` flags bash has that fm does not, with what to do instead."""
@@ -211,7 +217,38 @@ def set_problem(flag: str) -> str | None:
         return f"set: -{ch}: not supported in fm: {SET_FLAGS_LACKING[ch]}"
     if ch == "B" and flag[0] == "+":
         return "set: +B: fm always does brace expansion; quote the braces instead"
+    if ch == "E" and flag[0] == "+":
+        return "set: +E: fm's ERR trap always applies inside functions (as with -E)"
+    if ch not in SET_FLAGS_IGNORED and ch not in SET_FLAGS_LACKING and ch not in SET_FLAGS:
+        return f"set: {flag[0]}{ch}: invalid option"
     return None
+
+
+SET_FLAGS = "eufx"
+"""`set` flags fm has: errexit, nounset, noglob, xtrace."""
+
+SET_LONG: dict[str, str | None] = {
+    "errexit": "e", "nounset": "u", "noglob": "f", "xtrace": "x", "pipefail": "pipefail",
+    "errtrace": "E", "braceexpand": "B", "hashall": "h", "monitor": "m", "notify": "b",
+    "histexpand": "H", "verbose": "v", "noclobber": "C", "noexec": "n", "allexport": "a",
+    "keyword": "k", "onecmd": "t", "functrace": "T", "physical": "P", "emacs": None,
+    "vi": None, "history": None, "ignoreeof": None, "interactive-comments": None,
+    "nolog": None, "privileged": None, "posix": "posix",
+}
+"""`set -o NAME`: the flag each name stands for (None: interactive, accepted without effect)."""
+
+
+def set_long_problem(on: bool, name: str) -> str | None:
+    """Why `set -o NAME` (`+o` when not `on`) cannot run in fm, or None."""
+    if name not in SET_LONG:
+        return f"set: {name}: invalid option name"
+    flag = SET_LONG[name]
+    if flag == "posix":
+        return "set: -o posix: fm is not a POSIX shell; its strict mode is its default" \
+            if on else None
+    if flag is None or flag == "pipefail":
+        return None
+    return set_problem(("-" if on else "+") + flag)
 
 
 # -- the static check -------------------------------------------------------------------------
@@ -288,13 +325,18 @@ def command_problem(argv: list, funcs=()) -> tuple | None:
 
 
 def _set_problem(args: list, k: int):
+    long = None
     for i, a in enumerate(args):
-        if a in ("--", "-") or a[:1] not in "-+" or a in ("-o", "+o"):
+        if long is not None:
+            message, long = set_long_problem(long, a), None
+        elif a in ("--", "-") or a[:1] not in "-+":
             return None
-        for ch in a[1:]:
-            message = set_problem(a[0] + ch)
-            if message:
-                return message, k + 1 + i
+        else:
+            message = next(filter(None, (set_problem(a[0] + ch) for ch in a[1:] if ch != "o")),
+                           None)
+            long = a[0] == "-" if "o" in a[1:] else None
+        if message:
+            return message, k + 1 + i
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import posixpath
 
 from flowmetal.lang import ast as A
+from flowmetal.lang.support import UNSUPPORTED, unsupported
 from flowmetal.machine import pattern
 from flowmetal.machine.builtins import BUILTINS
 from flowmetal.machine.errors import ShellError, Unwind
@@ -42,6 +43,7 @@ class CommandOps:
             ex = Expander(self, code, f)
             out = []
             globs = False
+            noglob = self.br["opts"].get("f")
             for wi, w in enumerate(words):
                 decl = _declaration_word(w)
                 if decl is not None:
@@ -49,6 +51,9 @@ class CommandOps:
                     out.append({"arr": name, "op": op, "items": self.array_items(ex, arr)})
                     continue
                 for field in ex.fields(w):
+                    if noglob:
+                        out.append("".join(t for t, _ in field))
+                        continue
                     if len(field) == 1:
                         if field[0][1] or not pattern.has_glob(field):
                             out.append(field[0][0])
@@ -132,12 +137,16 @@ class CommandOps:
     def classify(self, argv: list):
         """-> (kind, argv): 'fn', 'bi' or 'ext'; `command NAME` skips functions."""
         name = argv[0]
-        if name in ("command", "builtin") and len(argv) > 1 and not argv[1].startswith("-"):
-            rest = argv[1:]
+        if name in ("command", "builtin") and len(argv) > 1:
+            rest = argv[2:] if name == "command" and argv[1] in ("-p", "--") else argv[1:]
+            if not rest or rest[0].startswith("-"):
+                return "bi", argv               # `command -v`: the builtin answers
             from flowmetal.machine.durable import DURABLE
             if rest[0] in BUILTINS and not (name == "command" and rest[0] in DURABLE):
                 return "bi", rest
-            return ("ext" if name == "command" else "bi"), rest
+            if name == "builtin":
+                return "bi", argv               # not a builtin: `builtin` says so
+            return "ext", rest
         if name in self.br["funcs"]:
             return "fn", argv
         if name in BUILTINS:
@@ -194,6 +203,8 @@ class CommandOps:
                                          "(once runs one program at most once)", node.span)
                 else:
                     kind, argv = self.classify(argv)
+                if kind == "ext" and argv[0] in UNSUPPORTED:
+                    raise ShellError(2, unsupported(argv[0]), node.words[0].span)
                 i["k"], i["argv"] = kind, argv
                 if st["opts"].get("x"):
                     self.trace(f, argv, i["as"])
@@ -267,6 +278,8 @@ class CommandOps:
             raise ShellError(status, msg, span)
         if status != 0 and i["k"] == "none" and st["opts"].get("e"):
             raise ShellError(status, i.get("msg") or "redirection failed", node.span)
+        if status != 0 and "traps" in st:
+            self.err_trap(status)
         return None
 
     def exec_request(self, i, stages) -> dict:
@@ -571,8 +584,8 @@ class CommandOps:
                     external = False
                     break
                 kind, argv = self.classify(argv)
-                if kind != "ext":
-                    external = False
+                if kind != "ext" or argv[0] in UNSUPPORTED:
+                    external = False            # CMD runs it (or says what is wrong)
                     break
                 argvs.append(argv)
             if not external:
@@ -652,6 +665,8 @@ class CommandOps:
             msg = e["message"] if e else \
                 f"`{self.snippet(code, cmd.span)}` exited with status {status}"
             raise ShellError(status, msg + " (in a pipeline)" if not e else msg, span)
+        if status != 0 and "traps" in st:
+            self.err_trap(status)
 
     def op_PSTAGE(self, f, code, ins):
         ps, k, n, err, to = ins[1], ins[2], ins[3], ins[4], ins[5]

@@ -1,23 +1,10 @@
 """declare, typeset, local, export, readonly and unset: variables' attributes and printing."""
 from __future__ import annotations
 
-from flowmetal.lang.support import OptionError, parse_options
-from flowmetal.machine.builtins import Call, builtin
+from flowmetal.machine.builtins import Call, builtin, with_options
 
 _ATTRS = "aAinrxlu"
 """Attribute letters in the order `declare -p` prints them (bash's order)."""
-
-
-def with_options(fn):
-    """A builtin `fn(c, flags, operands)` whose options (lang/support.py: OPTIONS) are parsed
-    first: `flags` is the set of their letters (`+x` for an attribute turned off)."""
-    def run(c: Call):
-        try:
-            opts, rest = parse_options(c.argv[0], c.argv[1:])
-        except OptionError as e:
-            return c.fail(e.message, 2)
-        return fn(c, {o for o, _ in opts}, rest)
-    return run
 
 
 def valid_name(name: str) -> bool:
@@ -52,17 +39,17 @@ def b_export(c, flags, names):
             if cell is not None:
                 cell.pop("x", None)
         return 0
-    return _declare(c, flags | {"x"}, names, local=False)
+    return _declare(c, {**flags, "x": None}, names, local=False)
 
 
 @builtin("readonly")
 @with_options
 def b_readonly(c, flags, names):
-    return _declare(c, flags | {"r"}, names, local=False)
+    return _declare(c, {**flags, "r": None}, names, local=False)
 
 
-def _declare(c: Call, flags: set, names: list, *, local: bool) -> int:
-    if "p" in flags or not names and not flags & {"f", "F"}:
+def _declare(c: Call, flags: dict, names: list, *, local: bool) -> int:
+    if "p" in flags or not names and "f" not in flags and "F" not in flags:
         return _print(c, flags, names)
     if "f" in flags or "F" in flags:
         status = 0
@@ -79,7 +66,7 @@ def _declare(c: Call, flags: set, names: list, *, local: bool) -> int:
     return 0
 
 
-def _declare_one(c: Call, flags: set, item, local: bool) -> int:
+def _declare_one(c: Call, flags: dict, item, local: bool) -> int:
     vm = c.vm
     if isinstance(item, dict):                       # name=(...)
         name, eq, value = item["arr"], "=", None
@@ -139,7 +126,7 @@ def _target_cell(c: Call, name: str, local: bool, ref: bool) -> dict:
     return cell
 
 
-def _set_attributes(c: Call, cell: dict, flags: set, value):
+def _set_attributes(c: Call, cell: dict, flags: dict, value):
     """Apply the attribute flags to a cell (before its value is assigned); returns what is
     wrong, or None."""
     if "n" in flags:
@@ -177,7 +164,7 @@ def _set_attributes(c: Call, cell: dict, flags: set, value):
 
 
 # -- printing ---------------------------------------------------------------------------------
-def _print(c: Call, flags: set, names: list) -> int:
+def _print(c: Call, flags: dict, names: list) -> int:
     """`declare -p [NAME...]` (also `export -p`, `readonly -p`): as bash prints them."""
     vm = c.vm
     if names:
@@ -193,7 +180,7 @@ def _print(c: Call, flags: set, names: list) -> int:
     seen = {}
     for scope in vm.br["scopes"]:
         seen.update(scope)
-    want = flags & set(_ATTRS)
+    want = set(flags) & set(_ATTRS)
     for name in sorted(seen):
         cell = seen[name]
         if all(cell.get(f) or f in "aA" and f in cell for f in want):

@@ -87,8 +87,8 @@ class Variables:
             return str(self.state["pid"])
         if name == "-":
             o = st["opts"]
-            return "h" + ("e" if o.get("e") else "") + ("u" if o.get("u") else "") + \
-                ("x" if o.get("x") else "") + "B"
+            return ("e" if o.get("e") else "") + ("f" if o.get("f") else "") + "h" + \
+                ("u" if o.get("u") else "") + ("x" if o.get("x") else "") + "B"
         if name == "!":
             return st.get("bg")
         if name in ("@", "*"):
@@ -220,6 +220,18 @@ class Variables:
         if "A" in c:
             return c["A"].get("0")
         return None
+
+    def assign_named(self, name: str, value: str, *, span=None):
+        """Assign to a variable named at run time (`read`, `printf -v`, `getopts`), which
+        may be an element: `a[3]`, `m[key]`."""
+        if name.endswith("]") and "[" in name:
+            base, key = name[:-1].split("[", 1)
+            if not self.is_assoc(base):
+                from flowmetal.lang import ast as A
+                key = str(self.arith(A.ArithText(key, span or A.Span(0, 0, 1, 1))))
+            self.set_item(base, key, value, span=span)
+        else:
+            self.set_scalar(name, value, span=span)
 
     def set_array(self, name: str, items: list, *, append=False, span=None, local=False,
                   assoc=None):
@@ -376,6 +388,8 @@ class Variables:
         line = self.line_of(*self.cur)
         k = len(frames) - 1
         while k > 0 and frames[k]["k"] in ("eval", "trap"):
+            if "ln" in frames[k]:
+                return line + frames[k]["ln"] - 1
             k -= 1
             line += self.line_of(self.code(frames[k]["c"]), frames[k]) - 1
         return line

@@ -9,6 +9,7 @@ from flowmetal.machine.durable import SYS, DurableOps
 from flowmetal.machine.errors import NeedEffect, ShellError, Unwind
 from flowmetal.machine.expand import Expander
 from flowmetal.machine.state import FORMAT, MAIN, clone, initial_state
+from flowmetal.machine.traps import TrapOps
 from flowmetal.machine.variables import Variables
 
 __all__ = ["Machine", "initial_state"]
@@ -38,7 +39,7 @@ def _compile(unit: str, text: str, filename: str):
     return u
 
 
-class Machine(Variables, CommandOps, DurableOps, BranchOps):
+class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
     """Advance a job's state: `start()`, then `feed(step, result)` for each completed effect,
     until `done()` returns the job's done record."""
 
@@ -171,11 +172,14 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         self.result, self.has_result = result, has_result
         if has_result and isinstance(result, dict) and result.get("timeout"):
             done = self.deadline_passed()
-            if done:
+            if done and not self.exit_trap(done):
                 return self.end_branch(done)
         while True:
             if not frames:
-                return self.end_branch({"op": "done", "status": br["status"]})
+                done = {"op": "done", "status": br["status"]}
+                if self.exit_trap(done):
+                    continue
+                return self.end_branch(done)
             f = frames[-1]
             code = self.codes.get(f["c"]) or self.code(f["c"])
             self.cur = (code, f)
@@ -184,17 +188,19 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                 req = getattr(self, "op_" + ins[0])(f, code, ins)
             except ShellError as e:
                 done = self.raise_error(f, code, e)
-                if done:
+                if done and not self.exit_trap(done):
                     return self.end_branch(done)
                 continue
             except Unwind as u:
                 done = self.unwind(u.kind, u.value)
-                if done:
+                if done and not self.exit_trap(done):
                     return self.end_branch(done)
                 continue
             if req is not None:
                 op = req["op"]
                 if op == "done":
+                    if self.exit_trap(req):
+                        continue
                     return self.end_branch(req)
                 if op == "blocked":
                     br["blocked"] = 1
@@ -226,8 +232,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                 br["final"] = dict(br["final"], status=130, cancelled=reason)
                 continue
             self.has_result = False
+            if self.cancel_trap(reason):
+                continue                # the INT/TERM trap runs, then the cancellation goes on
             done = self.unwind("cancel", 130)
-            if done:
+            if done and not self.exit_trap(done):
                 self.end_branch(done)
         return self._settle([])
 
@@ -298,6 +306,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
 
     def raise_error(self, f, code, e: ShellError):
         self.br["err"] = self.error_record(code, e)
+        if self.err_trap(e.status, raising=True):
+            return None                 # the ERR trap runs first, then the error goes on
         return self.unwind("raise", e.status)
 
     def unwind(self, kind: str, value):
@@ -348,6 +358,9 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                             f["pc"] = b["cont"]
                         return None
                 elif t == "s":
+                    if self.scope_exit_trap(b, kind, value):
+                        blocks.append(b)       # left again once its EXIT trap has run
+                        return None
                     self.restore(b["save"])
                     if b.get("cap") is not None:
                         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
@@ -363,6 +376,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                             st["err"] = {"status": value, "message":
                                          f"command substitution exited with status {value}",
                                          "unit": b["unit"], "span": b["span"]}
+                        if kind == "raise" and self.err_trap(value, raising=True):
+                            return None        # out of the `$(...)`: its ERR trap fires here
                     elif kind == "exit":
                         st["status"] = value
                         f["pc"] = b["end"]
@@ -374,6 +389,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
             frames.pop()
             if f.get("sc"):
                 st["scopes"].pop()
+            if fk == "trap" and "done" in f:
+                return self.trap_unwound(f, kind, value)
             if fk in ("main", "br"):
                 if st.get("cancelled"):
                     done = {"op": "done", "status": 130, "cancelled": st["cancelled"]}
@@ -428,8 +445,12 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
     # -- scopes (subshells and $(...)) --------------------------------------------------------
     def save(self) -> dict:
         st = self.br
-        return {"scopes": clone(st["scopes"]), "funcs": dict(st["funcs"]), "cwd": st["cwd"],
-                "opts": dict(st["opts"]), "a": list(self.positional())}
+        saved = {"scopes": clone(st["scopes"]), "funcs": dict(st["funcs"]), "cwd": st["cwd"],
+                 "opts": dict(st["opts"]), "a": list(self.positional())}
+        for key in ("traps", "dirs"):
+            if key in st:
+                saved[key] = clone(st[key])
+        return saved
 
     def restore(self, saved: dict):
         st = self.br
@@ -439,6 +460,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         st["funcs"] = saved["funcs"]
         st["cwd"] = saved["cwd"]
         st["opts"] = saved["opts"]
+        for key in ("traps", "dirs"):
+            if key in saved:
+                st[key] = saved[key]
+            else:
+                st.pop(key, None)
         if "a" in saved:
             self.set_positional(saved["a"])
 
@@ -467,8 +493,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         frames.pop()
         if f.get("sc"):
             self.br["scopes"].pop()
-        if f["k"] in ("eval", "src"):
+        if f["k"] in ("eval", "src", "trap"):
             self.forget_unit(f["c"].rsplit(":", 1)[0])
+        if f["k"] == "trap":
+            return self.trap_ended(f)
         return None
 
     def forget_unit(self, unit: str):
@@ -561,6 +589,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         f["pc"] += 1
 
     def op_SCOPE_END(self, f, code, ins):
+        if self.scope_exit_trap(f["b"][-1]):
+            return None                        # runs again once the EXIT trap has run
         b = f["b"].pop()
         self.truncate_io(b["io"])
         self.restore(b["save"])
@@ -573,6 +603,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
             node = ins[1]
             raise ShellError(st["status"], f"`{self.snippet(code, node.span)}` exited with "
                              f"status {st['status']}", node.span)
+        if st["status"] != 0 and "traps" in st:
+            self.err_trap(st["status"])
 
     def op_CAPBEGIN(self, f, code, ins):
         cs = ins[1]
@@ -589,6 +621,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         f["pc"] += 1
 
     def op_CAPEND(self, f, code, ins):
+        if self.scope_exit_trap(f["b"][-1]):
+            return None                        # runs again once the EXIT trap has run
         b = f["b"].pop()
         self.truncate_io(b["io"])
         self.restore(b["save"])
@@ -679,6 +713,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         if not val and self.br["opts"].get("e"):
             node = ins[1]
             raise ShellError(1, f"`{self.snippet(code, node.span)}` is false", node.span)
+        if not val and "traps" in self.br:
+            self.err_trap(1)
 
     # -- helpers ------------------------------------------------------------------------------
     def snippet(self, code, span) -> str:
