@@ -198,6 +198,17 @@ def trap_problem(action, names: list) -> str | None:
     return None
 
 
+def action_problem(text: str) -> str | None:
+    """Why the text of a trap cannot run (a syntax error in it), or None."""
+    from flowmetal.errors import ParseError
+    from flowmetal.lang import parse
+    try:
+        parse(text, "trap")
+    except ParseError as e:
+        return f"trap: {e.filename}:{e.line}:{e.col}: {e.message}"
+    return None
+
+
 def shopt_problem(flag: str, name: str) -> str | None:
     """Why `shopt -s|-u NAME` cannot run in fm, or None."""
     if name not in SHOPT:
@@ -320,8 +331,10 @@ def command_problem(argv: list, funcs=()) -> tuple | None:
         opts, rest = parse_options(name, args)
     except OptionError as e:
         return e.message, k + 1 + e.index
-    message = _operand_problem(name, opts, rest, len(argv) - k - 1 > len(args))
-    return (message, k) if message else None
+    problem = _operand_problem(name, opts, rest, len(argv) - k - 1 > len(args))
+    if problem is None:
+        return None
+    return problem[0], k + 1 + len(args) - len(rest) + problem[1]
 
 
 def _set_problem(args: list, k: int):
@@ -340,24 +353,22 @@ def _set_problem(args: list, k: int):
     return None
 
 
-def _operand_problem(name: str, opts: list, rest: list, more: bool) -> str | None:
-    """Problems in the operands of trap and shopt (the known part of them)."""
-    if name == "trap" and not opts and rest:
+def _operand_problem(name: str, opts: list, rest: list, more: bool):
+    """(message, index in `rest`) for a problem in the operands of trap and shopt (the known
+    part of them), or None."""
+    flags = {o for o, _ in opts}
+    if name == "trap" and not flags and rest:
         if len(rest) == 1 and not more:
-            return trap_problem(None, rest)       # `trap SIG`: reset it
-        return trap_problem(None if rest[0] == "-" else rest[0], rest[1:])
-    if name == "shopt":
-        flags = {o for o, _ in opts}
-        if "o" in flags:
-            return None
-        for flag in ("s", "u"):
-            if flag in flags:
-                for n in rest:
-                    problem = shopt_problem(flag, n)
-                    if problem:
-                        return problem
-        if not flags & {"s", "u"}:
-            for n in rest:
-                if n not in SHOPT:
-                    return f"shopt: {n}: invalid shell option name"
-    return None
+            checks = [(0, trap_problem(None, rest))]          # `trap SIG`: reset it
+        else:
+            action = None if rest[0] == "-" else rest[0]
+            checks = [(i, trap_problem(action, [n])) for i, n in enumerate(rest) if i]
+            checks.append((0, action and action_problem(action)))
+    elif name == "shopt" and "o" not in flags:
+        flag = "s" if "s" in flags else "u" if "u" in flags else None
+        checks = [(i, shopt_problem(flag, n) if flag else
+                   None if n in SHOPT else f"shopt: {n}: invalid shell option name")
+                  for i, n in enumerate(rest)]
+    else:
+        return None
+    return next(((m, i) for i, m in checks if m), None)

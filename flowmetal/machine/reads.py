@@ -392,41 +392,20 @@ def _split_ifs(line: str, ifs: str, maxsplit):
 
 
 @builtin("mapfile", "readarray")
-def b_mapfile(c):
-    args = c.argv[1:]
-    strip, delim, name, count, skip, origin, fd = False, "\n", "MAPFILE", 0, 0, None, "0"
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "-t":
-            strip = True
-        elif a in ("-d", "-n", "-s", "-O", "-u", "-C", "-c") and i + 1 < len(args):
-            v = args[i + 1]
-            i += 1
-            if a == "-d":
-                delim = v[:1]
-            elif a == "-u":
-                fd = _fd_arg(c, v)
-                if fd is None:
-                    return c.fail(f"{c.argv[0]}: {v}: invalid file descriptor specification")
-            elif a in ("-n", "-s", "-O"):
-                if not v.isdigit():
-                    return c.fail(f"{c.argv[0]}: {v}: invalid "
-                                  f"{'line count' if a != '-O' else 'array origin'}")
-                if a == "-n":
-                    count = int(v)
-                elif a == "-s":
-                    skip = int(v)
-                else:
-                    origin = int(v)
-        elif a == "--":
-            name = args[i + 1] if i + 1 < len(args) else name
-            break
-        elif a.startswith("-") and len(a) > 1:
-            pass
-        else:
-            name = a
-        i += 1
+@with_options
+def b_mapfile(c, opts, names):
+    strip, delim = "t" in opts, opts["d"][:1] if "d" in opts else "\n"
+    name = names[0] if names else "MAPFILE"
+    fd = _fd_arg(c, opts["u"]) if "u" in opts else "0"
+    if fd is None:
+        return c.fail(f"{c.argv[0]}: {opts['u']}: invalid file descriptor specification")
+    numbers = {}
+    for k, what in (("n", "line count"), ("s", "line count"), ("O", "array origin")):
+        if k in opts:
+            if not opts[k].isdigit():
+                return c.fail(f"{c.argv[0]}: {opts[k]}: invalid {what}")
+            numbers[k] = int(opts[k])
+    count, skip, origin = numbers.get("n", 0), numbers.get("s", 0), numbers.get("O")
     d = delim or "\0"
     inp = Input(c, fd)
     if count == 0 and skip == 0:

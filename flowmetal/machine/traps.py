@@ -7,7 +7,7 @@ the error or cancellation it interrupted, or end the branch (`done`, the EXIT tr
 """
 from __future__ import annotations
 
-from flowmetal.lang.support import TRAP_SIGNALS, trap_problem
+from flowmetal.lang.support import TRAP_SIGNALS, action_problem, trap_problem
 from flowmetal.machine.builtins import Call, builtin, with_options
 from flowmetal.machine.errors import Unwind
 from flowmetal.machine.state import frame
@@ -29,7 +29,7 @@ def b_trap(c, opts, args):
     action, names = (None, args) if len(args) == 1 else (args[0], args[1:])
     if action == "-":
         action = None
-    problem = trap_problem(action, names)
+    problem = trap_problem(action, names) or action and action_problem(action)
     if problem:
         return c.fail(problem, 2)
     traps = dict(traps)
