@@ -8,7 +8,7 @@ not fail at run time as "not supported" or "command not found".
 from __future__ import annotations
 
 from flowmetal.lang import ast as A
-from flowmetal.records import fields, is_record
+from flowmetal.records import fields
 
 UNSUPPORTED: dict[str, str] = {
     "alias": "define a function instead",
@@ -277,17 +277,29 @@ def check_program(program: A.Program, src) -> None:
             raise src.error(message, span.start, span.end)
 
 
-def _collect(obj, funcs: set, commands: list):
-    if isinstance(obj, (tuple, list)):
-        for o in obj:
-            _collect(o, funcs, commands)
-    elif is_record(obj) and not isinstance(obj, A.Span):
-        if isinstance(obj, A.FunctionDef):
+_LEAVES = frozenset((A.Span, A.Lit, A.SQ, A.Tilde, A.BraceSeq, str, int, bool, type(None)))
+"""What holds no command: the walk does not look inside."""
+
+
+def _collect(program, funcs: set, commands: list):
+    """The function names defined anywhere in `program`, and its simple commands with words
+    (in `$(...)` too), in source order."""
+    stack = [program]
+    while stack:
+        obj = stack.pop()
+        t = type(obj)
+        if t is tuple or t is list:
+            stack.extend(o for o in obj if type(o) not in _LEAVES)
+            continue
+        if t is A.FunctionDef:
             funcs.add(obj.name)
-        elif isinstance(obj, A.SimpleCommand) and obj.words:
+        elif t is A.SimpleCommand and obj.words:
             commands.append(obj)
         for name in fields(obj):
-            _collect(getattr(obj, name), funcs, commands)
+            v = getattr(obj, name)
+            if type(v) not in _LEAVES:
+                stack.append(v)
+    commands.sort(key=lambda c: c.span.start)
 
 
 def _literal_words(words) -> list:
