@@ -183,6 +183,8 @@ class CommandOps:
                         raise ShellError(st["status"], f"`{self.snippet(code, node.span)}`: "
                                          f"command substitution exited with status "
                                          f"{st['status']}", node.span)
+                    if st["status"] != 0 and "traps" in st:
+                        self.err_trap(st["status"])
                     return None
                 i["k"] = "none"
                 i["ph"] = "run"

@@ -90,7 +90,7 @@ def _declare_one(c: Call, flags: dict, item, local: bool) -> int:
     cell = _target_cell(c, name, local, ref="n" in flags or "+n" in flags)
     if eq and cell.get("r"):
         return c.fail(f"`{name}` is readonly")
-    problem = _set_attributes(c, cell, flags, value if eq else None)
+    problem = _set_attributes(c, name, cell, flags, value if eq else None)
     if problem:
         return c.fail(f"{c.argv[0]}: {name}: {problem}")
     if eq and "n" not in cell:
@@ -126,18 +126,22 @@ def _target_cell(c: Call, name: str, local: bool, ref: bool) -> dict:
     return cell
 
 
-def _set_attributes(c: Call, cell: dict, flags: dict, value):
+def _set_attributes(c: Call, name: str, cell: dict, flags: dict, value):
     """Apply the attribute flags to a cell (before its value is assigned); returns what is
     wrong, or None."""
     if "n" in flags:
         if value is not None and not valid_name(value):
             return f"`{value}`: a nameref must name a variable (fm: not an array element)"
+        if value is not None and value == name:
+            return "a nameref cannot name itself"
         for k in ("s", "a", "A", "i", "c"):
             cell.pop(k, None)
         cell["n"] = value or cell.get("n", "")
     if "+n" in flags and "n" in cell:
         target = cell.pop("n")
         cell["s"] = target
+    if "a" in flags and "A" in cell:
+        return "cannot convert an associative array to an indexed array"
     if "A" in flags and "A" not in cell:
         if "a" in cell:
             return "cannot convert an indexed array to an associative array"

@@ -28,7 +28,7 @@ class Variables:
         for scope in reversed(self.br["scopes"]):
             c = scope.get(name)
             if c is not None:
-                return self.lookup(c["n"])[1] if "n" in c else c
+                return self.lookup(c["n"])[1] if "n" in c and c["n"] else c
         return None
 
     def raw_cell(self, name: str):
@@ -200,6 +200,10 @@ class Variables:
         if "i" in c or "c" in c:
             old = self.scalar_of(c) if append else None
             value, append = self.converted(c, value, old, span), False
+        if "n" in c:                  # a nameref naming nothing yet: now it names `value`
+            c["n"] = value
+            self.lookup(name, span)
+            return
         if "a" in c:
             a = c["a"]
             if not a:

@@ -298,11 +298,19 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
 
     # -- errors and non-local exits -----------------------------------------------------------
     def error_record(self, code, e: ShellError) -> dict:
-        span = e.span
+        span = e.span or self.node_span(code)
         rec = {"status": e.status, "message": e.message, "unit": code.unit}
         if span is not None:
             rec["span"] = [span.start, span.end, span.line, span.col]
         return rec
+
+    def node_span(self, code):
+        """The span of the running instruction's node, for an error raised without one."""
+        f = self.br["frames"][-1] if self.br["frames"] else None
+        if f is None or f["c"] != code.name or f["pc"] >= len(code.instrs):
+            return None
+        return next((x.span for x in code.instrs[f["pc"]][1:]
+                     if isinstance(getattr(x, "span", None), A.Span)), None)
 
     def raise_error(self, f, code, e: ShellError):
         self.br["err"] = self.error_record(code, e)
