@@ -223,6 +223,8 @@ def do_read_line(req: dict, term: Term, token=None) -> dict:
     fd = term.fd_for(int(req.get("fd", 0)))
     if fd is None:
         return {"line": None}
+    if "timeout" in req or "max" in req or req.get("silent"):
+        return _read_line_with(fd, delim_b, req)
     try:
         line, found = _read_until(fd, delim_b)
     except OSError as exc:
@@ -253,6 +255,68 @@ def _read_until(fd: int, delim: bytes) -> tuple[bytes, bool]:
             if excess:
                 os.lseek(fd, -excess, os.SEEK_CUR)
             return bytes(buf[:at]), True
+
+
+def _read_line_with(fd: int, delim: bytes, req: dict) -> dict:
+    """`read -n N` / `-N N` (`max` characters; `exact`: the delimiter does not end it),
+    `-t SECONDS` (`timeout`: what was read so far comes back with `"expired": true`; 0 only
+    asks whether input is waiting) and `-s` (`silent`: a terminal does not echo). One byte
+    at a time, so nothing past what is taken is consumed."""
+    import time
+    timeout = req.get("timeout")
+    if timeout is not None and timeout <= 0:
+        ready = select.select([fd], [], [], 0)[0]
+        return {"line": "", "ready": bool(ready)}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    limit, exact = req.get("max"), req.get("exact", False)
+    buf, nchars = bytearray(), 0
+    with _no_echo(fd if req.get("silent") else None):
+        while limit is None or nchars < limit or _partial_char(buf):
+            if deadline is not None and not select.select(
+                    [fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                return {"line": decode(bytes(buf)), "expired": True}
+            try:
+                b = _read_some(fd, 1)
+            except OSError as exc:
+                return {"line": None, "error": f"read error: {strerror(exc)}"}
+            if not b:
+                return {"line": decode(bytes(buf)), "eof": True} if buf else {"line": None}
+            buf += b
+            if not exact and buf.endswith(delim):
+                return {"line": decode(bytes(buf[:-len(delim)]))}
+            nchars += (b[0] & 0xC0) != 0x80
+    return {"line": decode(bytes(buf)), "short": True}
+
+
+def _partial_char(buf: bytearray) -> bool:
+    """The buffer ends inside a UTF-8 character."""
+    for back in range(1, min(4, len(buf)) + 1):
+        lead = buf[-back]
+        if lead & 0xC0 != 0x80:
+            need = 4 if lead >= 0xF0 else 3 if lead >= 0xE0 else 2 if lead >= 0xC0 else 1
+            return need > back
+    return False
+
+
+class _no_echo:
+    """Turn a terminal's echo off for the duration (`read -s`); a no-op for anything else."""
+
+    def __init__(self, fd):
+        self.fd, self.saved = fd, None
+
+    def __enter__(self):
+        if self.fd is not None and os.isatty(self.fd):
+            import termios
+            self.saved = termios.tcgetattr(self.fd)
+            quiet = list(self.saved)
+            quiet[3] &= ~termios.ECHO
+            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            import termios
+            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
 
 
 def _read_some(fd: int, n: int) -> bytes:

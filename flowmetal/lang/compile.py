@@ -76,6 +76,18 @@ def _iter_cmdsubs(obj):
                 yield m.group(1)
 
 
+def _file_read(cs: A.CmdSub):
+    """The redirect of a `$(< file)` (a body of one `< file` and nothing else), else None."""
+    cmds = cs.body.commands
+    if len(cmds) != 1 or type(cmds[0]) is not A.SimpleCommand:
+        return None
+    cmd = cmds[0]
+    if cmd.words or cmd.assigns or cmd.block is not None or len(cmd.redirects) != 1:
+        return None
+    r = cmd.redirects[0]
+    return r if r.op == "<" and r.fd in (None, 0) else None
+
+
 _LIVE = frozenset("*?[{")
 
 
@@ -139,6 +151,12 @@ class _Compiler:
                 continue
             s = self.slot()
             code.slots[id(cs)] = s
+            redirect = _file_read(cs)
+            if redirect is not None:
+                # `$(< file)`: the file's text, without running anything (as bash does)
+                self.hoist(code, redirect)
+                self.emit(code, "READFILE", redirect, s)
+                continue
             at = self.emit(code, "CAPBEGIN", cs, s, None)
             self.program(code, cs.body)
             self.emit(code, "CAPEND", s, cs)

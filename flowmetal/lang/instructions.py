@@ -32,6 +32,7 @@ INSTRUCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "REDIR": (("node",), "push a redirect block with the compound command's redirections"),
     "CAPBEGIN": (("cmdsub", "slot", "end"), "start `$(...)`: a scope writing to a buffer"),
     "CAPEND": (("slot", "cmdsub"), "end `$(...)`: its output into a slot"),
+    "READFILE": (("redirect", "slot"), "`$(< file)`: the file's text into a slot (an effect)"),
     # -- commands ------------------------------------------------------------------------------
     "EXPAND": (("words", "slot", "node", "literal"), "expand words into an argv slot (globs as "
                "effects); `literal` is the argv itself when no word needs expanding, else None"),

@@ -25,6 +25,7 @@ from flowmetal.lang.ast import (
 )
 from flowmetal.lang.lexer import Lexer, is_name, tokens  # noqa: F401  (tokens: for yacc)
 from flowmetal.lang.source import Source
+from flowmetal.lang.support import check_program
 
 start = "program"
 
@@ -538,7 +539,9 @@ def parse_program(text: str, filename: str) -> Program:
         raise TypeError("parse() needs a str")
     src = Source(text, filename)
     try:
-        return _run(Lexer(src, text, 0, subparse=_subparse))
+        program = _run(Lexer(src, text, 0, subparse=_subparse))
+        check_program(program, src)    # what fm cannot run is refused before anything runs
+        return program
     except ParseError:
         raise
     except RecursionError:

@@ -1,6 +1,7 @@
 """The shell builtins that run inside the machine (SPEC 1.1): pure code plus memoised effects."""
 from __future__ import annotations
 
+from flowmetal.lang.support import OptionError, parse_options
 from flowmetal.machine import testexpr
 from flowmetal.machine.errors import ShellError, Unwind
 from flowmetal.machine.state import frame
@@ -50,6 +51,19 @@ class Call:
     @property
     def span(self):
         return self.node.span
+
+
+def with_options(fn):
+    """A builtin `fn(c, opts, operands)` whose options (lang/support.py: OPTIONS) are parsed
+    first: `opts` maps each letter given (`+x` for an attribute turned off) to its argument
+    (None for a flag)."""
+    def run(c: Call):
+        try:
+            opts, rest = parse_options(c.argv[0], c.argv[1:])
+        except OptionError as e:
+            return c.fail(e.message, 2)
+        return fn(c, dict(opts), rest)
+    return run
 
 
 BUILTINS: dict = {}
@@ -127,7 +141,7 @@ def b_printf(c):
             c.msg = m
         c.err(f"fm: {m}\n")
     if var is not None:
-        c.vm.set_scalar(var, out, span=c.span)
+        c.vm.assign_named(var, out, span=c.span)
     else:
         c.out(out)
     return status
@@ -171,6 +185,15 @@ def b_cd(c):
         if target is None:
             return c.fail("cd: OLDPWD not set")
         show = True
+    status = change_dir(c, target)
+    if show and not status:
+        c.out(vm.br["cwd"] + "\n")
+    return status
+
+
+def change_dir(c: Call, target: str) -> int:
+    """Change the branch's cwd (a `cd` effect), with PWD and OLDPWD; 1 after a message."""
+    vm = c.vm
     res = c.effect({"op": "cd", "path": target, "cwd": vm.br["cwd"]})
     if res.get("error"):
         c.err(f"fm: {res['error']}\n")
@@ -179,161 +202,17 @@ def b_cd(c):
     vm.br["cwd"] = res["cwd"]
     vm.set_scalar("OLDPWD", old)
     vm.set_scalar("PWD", res["cwd"])
-    if show:
-        c.out(res["cwd"] + "\n")
     return 0
 
 
-def _split_decl(c: Call, args):
-    """Leading -flags / +flags of declare-like builtins -> (set of flags, names)."""
-    flags, rest = set(), []
-    i = 0
-    while i < len(args) and isinstance(args[i], str) and args[i][:1] in "-+" \
-            and len(args[i]) > 1 and args[i] != "--":
-        for ch in args[i][1:]:
-            flags.add(args[i][0] + ch if args[i][0] == "+" else ch)
-        i += 1
-    if i < len(args) and args[i] == "--":
-        i += 1
-    rest = args[i:]
-    return flags, rest
-
-
-def _declare(c: Call, args, *, local: bool, export=False, readonly=False):
-    vm = c.vm
-    flags, names = _split_decl(c, args)
-    if "p" in flags and not names:
-        return _print_vars(c, export_only=export)
-    if "f" in flags or "F" in flags:
-        for n in names:
-            if n not in vm.br["funcs"]:
-                return 1
-            c.out(n + "\n")
-        return 0
-    for item in names:
-        if isinstance(item, dict):     # name=(...)
-            name, op, items = item["arr"], item["op"], item["items"]
-            items = [tuple(v) if isinstance(v, list) else v for v in items]
-            vm.set_array(name, items, append=op == "+=", span=c.span, local=local,
-                         assoc=True if "A" in flags else None)
-            cell = vm.cell(name)
-        else:
-            name, eq, value = item.partition("=")
-            append = False
-            if name.endswith("+") and eq:
-                name, append = name[:-1], True
-            if not _valid_name(name.split("[", 1)[0]) or ("[" in name and not name.endswith("]")):
-                return c.fail(f"{c.argv[0]}: `{item}`: not a valid identifier")
-            if "[" in name:
-                base, key = name[:-1].split("[", 1)
-                if eq:
-                    if not vm.is_assoc(base):
-                        from flowmetal.lang import ast as A
-                        key = str(vm.arith(A.ArithText(key, c.span)))
-                    vm.set_item(base, key, value, append=append, span=c.span)
-                continue
-            if local:
-                scope = vm.br["scopes"][-1]
-                cell = scope.get(name)
-                if cell is None:
-                    cell = scope[name] = {}
-            else:
-                cell = vm.cell(name)
-                if cell is None:
-                    cell = vm.br["scopes"][0][name] = {}
-            if "A" in flags and "A" not in cell:
-                cell.pop("s", None)
-                cell.pop("a", None)
-                cell["A"] = {}
-            elif "a" in flags and "a" not in cell and "A" not in cell:
-                cell["a"] = [cell.pop("s")] if "s" in cell else []
-            if eq:
-                if cell.get("r"):
-                    return c.fail(f"`{name}` is readonly")
-                vm.set_scalar(name, value, append=append, span=c.span, local=local)
-                cell = (vm.br["scopes"][-1] if local else None) and \
-                    vm.br["scopes"][-1].get(name) or vm.cell(name) or cell
-        if export or "x" in flags:
-            cell["x"] = 1
-        if "+x" in flags:
-            cell.pop("x", None)
-        if readonly or "r" in flags:
-            cell["r"] = 1
-    return 0
-
-
-def _valid_name(name: str) -> bool:
-    return bool(name) and (name[0].isalpha() or name[0] == "_") and \
-        name.replace("_", "a").isalnum()
-
-
-def _print_vars(c: Call, export_only=False):
-    from flowmetal.machine.printf import shell_quote
+def _print_vars(c: Call):
+    """`set` with no arguments: every variable, as `declare -p` prints it."""
+    from flowmetal.machine.declare import declaration
     seen = {}
     for scope in c.vm.br["scopes"]:
         seen.update(scope)
     for name in sorted(seen):
-        cell = seen[name]
-        if export_only and not cell.get("x"):
-            continue
-        if "s" in cell:
-            c.out(f"declare -{'x' if cell.get('x') else '-'} {name}={shell_quote(cell['s'])}\n")
-    return 0
-
-
-@builtin("declare", "typeset")
-def b_declare(c):
-    flags, _ = _split_decl(c, c.argv[1:])
-    in_fn = any(fr["k"] == "fn" for fr in c.vm.br["frames"])
-    return _declare(c, c.argv[1:], local=in_fn and "g" not in flags)
-
-
-@builtin("local")
-def b_local(c):
-    if not any(fr["k"] == "fn" for fr in c.vm.br["frames"]):
-        return c.fail("local: can only be used in a function")
-    return _declare(c, c.argv[1:], local=True)
-
-
-@builtin("export")
-def b_export(c):
-    flags, names = _split_decl(c, c.argv[1:])
-    if "n" in flags:
-        for n in names:
-            cell = c.vm.cell(n)
-            if cell is not None:
-                cell.pop("x", None)
-        return 0
-    return _declare(c, c.argv[1:], local=False, export=True)
-
-
-@builtin("readonly")
-def b_readonly(c):
-    return _declare(c, c.argv[1:], local=False, readonly=True)
-
-
-@builtin("unset")
-def b_unset(c):
-    vm = c.vm
-    args = c.argv[1:]
-    funcs = False
-    while args and args[0] in ("-v", "-f", "--"):
-        funcs = args[0] == "-f"
-        args = args[1:]
-    for name in args:
-        if funcs:
-            vm.br["funcs"].pop(name, None)
-        elif name.endswith("]") and "[" in name:
-            base, key = name[:-1].split("[", 1)
-            if not vm.is_assoc(base):
-                from flowmetal.lang import ast as A
-                key = str(vm.arith(A.ArithText(key, c.span)))
-            vm.unset_item(base, key)
-        else:
-            if vm.cell(name) is None and name in vm.br["funcs"]:
-                vm.br["funcs"].pop(name)
-            else:
-                vm.unset(name, c.span)
+        c.out(declaration(name, seen[name]) + "\n")
     return 0
 
 
@@ -347,58 +226,111 @@ def b_shift(c):
     return 0
 
 
-_SET_OPTS = {"errexit": "e", "nounset": "u", "pipefail": "pipefail", "xtrace": "x"}
-
-
 @builtin("set")
 def b_set(c):
     vm = c.vm
-    opts = vm.br["opts"]
     args = c.argv[1:]
     if not args:
         return _print_vars(c)
     i = 0
     while i < len(args):
         a = args[i]
-        if a == "--":
+        if a in ("--", "-"):
             vm.set_positional(args[i + 1:])
             return 0
-        if a in ("-o", "+o"):
-            if i + 1 >= len(args):
-                for k, v in _SET_OPTS.items():
-                    c.out(f"{k:<15}\t{'on' if opts.get(v) else 'off'}\n")
-                return 0
-            name = args[i + 1]
-            if name not in _SET_OPTS:
-                return c.fail(f"set: {name}: invalid option name", 2)
-            opts[_SET_OPTS[name]] = 1 if a == "-o" else 0
-            i += 2
-            continue
-        if a[:1] in "-+" and len(a) > 1:
-            on = a[0] == "-"
-            j = 1
-            while j < len(a):
-                ch = a[j]
-                if ch == "o":
-                    if i + 1 >= len(args):
-                        return c.fail("set: -o: option requires an argument", 2)
-                    name = args[i + 1]
-                    if name not in _SET_OPTS:
-                        return c.fail(f"set: {name}: invalid option name", 2)
-                    opts[_SET_OPTS[name]] = 1 if on else 0
-                    i += 1
-                elif ch in "eux":
-                    opts[ch] = 1 if on else 0
-                elif ch in "fhBHCbmnv":
-                    pass   # accepted for bash scripts; no effect in fm
-                else:
-                    return c.fail(f"set: -{ch}: invalid option", 2)
-                j += 1
-            i += 1
-            continue
-        vm.set_positional(args[i:])
-        return 0
+        if a[:1] not in "-+" or len(a) < 2:
+            vm.set_positional(args[i:])
+            return 0
+        on = a[0] == "-"
+        for ch in a[1:]:
+            if ch == "o":
+                if i + 1 >= len(args):
+                    _show_options(c, on)
+                    return 0
+                i += 1
+                problem = _set_long(vm, on, args[i])
+            else:
+                problem = _set_flag(vm, on, ch)
+            if problem:
+                return c.fail(problem, 2)
+        i += 1
     return 0
+
+
+def _set_flag(vm, on: bool, ch: str):
+    from flowmetal.lang.support import SET_FLAGS, set_problem
+    problem = set_problem(("-" if on else "+") + ch)
+    if problem is None and ch in SET_FLAGS:
+        vm.br["opts"][ch] = 1 if on else 0
+    return problem
+
+
+def _set_long(vm, on: bool, name: str):
+    from flowmetal.lang.support import SET_LONG, set_long_problem
+    problem = set_long_problem(on, name)
+    if problem is None and name == "pipefail":
+        vm.br["opts"]["pipefail"] = 1 if on else 0
+    elif problem is None and SET_LONG[name]:
+        return _set_flag(vm, on, SET_LONG[name])
+    return problem
+
+
+def _show_options(c: Call, listing: bool):
+    """`set -o` (a table) and `set +o` (commands that set the options again)."""
+    opts = c.vm.br["opts"]
+    for name, key in (("errexit", "e"), ("noglob", "f"), ("nounset", "u"),
+                      ("pipefail", "pipefail"), ("xtrace", "x")):
+        on = bool(opts.get(key))
+        c.out(f"{name:<15}\t{'on' if on else 'off'}\n" if listing
+              else f"set {'-' if on else '+'}o {name}\n")
+
+
+@builtin("shopt")
+@with_options
+def b_shopt(c, opts, names):
+    """fm's shell options are fixed (lang/support.py: SHOPT): setting one to the value it
+    has is accepted; asking prints or returns it as bash does."""
+    from flowmetal.lang.support import SHOPT, shopt_problem
+    if "o" in opts:
+        return _shopt_o(c, opts, names)
+    flag = "s" if "s" in opts else "u" if "u" in opts else None
+    if flag and names:
+        for n in names:
+            problem = shopt_problem(flag, n)
+            if problem:
+                return c.fail(problem, 2)
+        return 0
+    for n in names:
+        if n not in SHOPT:
+            return c.fail(f"shopt: {n}: invalid shell option name", 2)
+    shown = names or [n for n in sorted(SHOPT) if flag is None or SHOPT[n] == (flag == "s")]
+    if "q" not in opts:
+        for n in shown:
+            c.out(f"shopt -{'s' if SHOPT[n] else 'u'} {n}\n" if "p" in opts
+                  else f"{n:<15}\t{'on' if SHOPT[n] else 'off'}\n")
+    return 0 if all(SHOPT[n] for n in names) else 1
+
+
+def _shopt_o(c: Call, opts: dict, names: list) -> int:
+    """`shopt -o`: the options of `set -o`."""
+    from flowmetal.lang.support import SET_LONG
+    on = {"errexit": "e", "noglob": "f", "nounset": "u", "pipefail": "pipefail", "xtrace": "x"}
+    if "s" in opts or "u" in opts:
+        for n in names:
+            problem = _set_long(c.vm, "s" in opts, n)
+            if problem:
+                return c.fail(problem, 2)
+        return 0
+    status = 0
+    for n in names or sorted(on):
+        if n not in SET_LONG:
+            return c.fail(f"shopt: {n}: invalid option name", 2)
+        value = bool(c.vm.br["opts"].get(on.get(n, ""))) or SET_LONG[n] in ("B", "h", "E")
+        status = status or (0 if value else 1)
+        if "q" not in opts:
+            c.out(f"set {'-' if value else '+'}o {n}\n" if "p" in opts
+                  else f"{n:<15}\t{'on' if value else 'off'}\n")
+    return status
 
 
 @builtin("exit")
@@ -434,397 +366,6 @@ def b_test(c):
     except testexpr.TestError as e:
         c.err(f"fm: {e.message}\n")
         return c.fail(e.message, 2)
-
-
-CHUNK = 1 << 16
-"""Bytes per `read_chunk` effect when `read` needs more of a `< file` (a line is split off in
-the machine; the rest stays in the fd's target for the next `read`)."""
-
-BIG_CHUNK = 1 << 20
-"""Bytes per `read_chunk` effect when a builtin takes all of its input (mapfile, json)."""
-
-
-def _nbytes(text: str) -> int:
-    """The length in bytes of text read from a file (UTF-8, surrogateescape)."""
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
-
-
-class Input:
-    """A builtin's input fd (`0`, or `-u N`) as a source of lines.
-
-    In-memory input (here-documents, fm-code pipeline stages) is read where it lies; the
-    terminal one line per `read_line` effect (a tty delivers lines, and nothing past the
-    delimiter may be consumed: a later program reads the same stdin); a `< file` of fm code in
-    chunks (`read_chunk`), whose unconsumed rest stays in the file target (`buf` from position
-    `bp`, valid while the target's `off` is still `bo`) so the next `read` needs no effect.
-    The target's `off` is always the *logical* position (the start of the unconsumed text): a
-    program started with that fd gets the file from there, as bash seeks back before running
-    it, and if it moves the offset (the exec result's `offsets`) the buffer is stale and read
-    again from the new offset.
-
-    A builtin re-runs from the top after each effect, so the reading happens on a private view
-    of the target, and `commit()` writes it back once all effects are in."""
-
-    def __init__(self, c: Call, fd: str = "0"):
-        self.c = c
-        vm = c.vm
-        t = vm.fds().get(fd) or {"kind": "closed"}
-        self.t = t
-        self.kind = k = t["kind"]
-        self.eof = False
-        self.error = None
-        self.buf, self.bp = "", 0
-        if k == "data":
-            self.holder = t
-        elif k == "bufin":
-            self.holder = vm.state["bufs"].get(t["id"]) or {"d": "", "p": 0}
-        if k in ("data", "bufin"):
-            self.buf, self.bp = self.holder["d"], self.holder["p"]
-            self.eof = True
-        elif k == "file":
-            self.off = t.get("off", 0)
-            self.end = None                 # byte offset just after buf (known after a read)
-            if "buf" in t:
-                self._resume_buffer(t)
-        elif k != "term":
-            self.eof = True                 # closed, an output buffer: nothing to read
-
-    def _resume_buffer(self, t: dict):
-        """Take up the text read ahead: as it is while the offset is where it was left; when a
-        program has read on from there (`head -n1` inside the loop), the part after its new
-        offset; else (it moved back, or past the buffer) none of it."""
-        buf, bp, bo, off = t["buf"], t.get("bp", 0), t.get("bo"), self.off
-        if bo == off:
-            self.buf, self.bp = buf, bp
-            return
-        if bo is None or off < bo:
-            return
-        skip = off - bo
-        if buf.isascii():
-            if bp + skip <= len(buf):
-                self.buf, self.bp = buf, bp + skip
-            return
-        data = buf[bp:].encode("utf-8", "surrogateescape")
-        if skip <= len(data):
-            self.buf = data[skip:].decode("utf-8", "surrogateescape")
-
-    def _chunk(self, size: int) -> str:
-        """The next chunk of the file after what is buffered ("" at its end)."""
-        t, vm = self.t, self.c.vm
-        if self.end is None:
-            self.end = self.off + _nbytes(self.buf[self.bp:])
-        res = self.c.effect({"op": "read_chunk", "path": t["path"], "off": self.end,
-                             "size": size, "cwd": vm.br["cwd"],
-                             "display": t.get("display", t["path"])})
-        data = res.get("data") or ""
-        if res.get("error"):
-            self.error = res["error"]
-        if not data or res.get("eof") or res.get("error"):
-            self.eof = True
-        self.end = res.get("end", self.end + _nbytes(data))
-        return data
-
-    def line(self, delim: str):
-        """The next line as (text, complete), without its delimiter ("" is NUL), or None at
-        the end of the input."""
-        if self.kind == "term":
-            return self._term_line(delim)
-        d = delim or "\0"
-        while True:
-            buf, bp = self.buf, self.bp
-            j = buf.find(d, bp)
-            if j >= 0:
-                self.bp = j + len(d)
-                if self.kind == "file":
-                    self.off += _nbytes(buf[bp:self.bp])
-                return buf[bp:j], True
-            if self.eof:
-                if bp >= len(buf):
-                    return None
-                self.bp = len(buf)
-                text = buf[bp:]
-                if self.kind == "file":
-                    self.off += _nbytes(text)
-                return text, False
-            data = self._chunk(CHUNK)
-            self.buf, self.bp = buf[bp:] + data, 0
-
-    def _term_line(self, delim: str):
-        if self.eof:
-            return None
-        res = self.c.effect({"op": "read_line", "fd": 0, "delim": delim})
-        line = res.get("line")
-        if res.get("error"):
-            self.error = res["error"]
-        if line is None or res.get("eof"):
-            self.eof = True
-        if line is None:
-            return None
-        return line, not res.get("eof")
-
-    def rest(self) -> str:
-        """All of the input that is left."""
-        if self.kind == "term":
-            parts = []
-            while (got := self._term_line("")) is not None:
-                parts.append(got[0] + ("\0" if got[1] else ""))
-            return "".join(parts)
-        parts = [self.buf[self.bp:]]
-        if self.kind == "file":
-            while not self.eof:
-                parts.append(self._chunk(BIG_CHUNK))
-            if self.end is not None:
-                self.off = self.end
-        self.buf, self.bp = "", 0
-        return "".join(parts)
-
-    def commit(self):
-        """Write the reading position back into the state (after the builtin's effects)."""
-        k = self.kind
-        if k == "file":
-            _set_file_pos(self.c.vm, self.t, self.off, self.buf, self.bp)
-        elif k in ("data", "bufin"):
-            self.holder["p"] = self.bp
-
-
-def _set_file_pos(vm, t: dict, off: int, buf: str, bp: int):
-    """Set a file target's logical offset and read-ahead text (none when bp is at its end), on
-    every copy of the target in the fd table: `<&3` shares it, and after a resume from a
-    snapshot the copies are separate dicts (finish_exec updates `offsets` the same way)."""
-    if bp >= len(buf):
-        t["off"] = off
-        if "buf" in t:
-            del t["buf"], t["bp"], t["bo"]
-    else:
-        if bp > len(buf) >> 1:              # keep what snapshots copy small; O(1) amortised
-            buf, bp = buf[bp:], 0
-        t["off"] = t["bo"] = off
-        t["buf"] = buf
-        t["bp"] = bp
-    tid = t["id"]
-    for layer in vm.br["io"]:
-        for u in layer["fds"].values():
-            if u is not t and u["kind"] == "file" and u.get("id") == tid:
-                for key in ("buf", "bp", "bo"):
-                    u.pop(key, None)
-                u.update((key, t[key]) for key in ("off", "buf", "bp", "bo") if key in t)
-
-
-def read_all_stdin(c: Call) -> str:
-    """The rest of the command's stdin, as one string."""
-    inp = Input(c)
-    text = inp.rest()
-    inp.commit()
-    return text
-
-
-def _fd_arg(c: Call, v: str):
-    """The fd of `-u N`, or None after reporting a bad one."""
-    if not v.isdigit() or c.vm.fds().get(v, {"kind": "closed"})["kind"] == "closed":
-        c.err(f"fm: {c.argv[0]}: {v}: invalid file descriptor specification\n")
-        return None
-    return v
-
-
-@builtin("read")
-def b_read(c):
-    vm = c.vm
-    args = c.argv[1:]
-    raw, delim, array, prompt, nchars, fd = False, "\n", None, None, None, "0"
-    names = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "-r":
-            raw = True
-        elif a in ("-d", "-a", "-p", "-n", "-N", "-t", "-u") and i + 1 < len(args):
-            v = args[i + 1]
-            if a == "-d":
-                delim = v[:1]
-            elif a == "-a":
-                array = v
-            elif a == "-p":
-                prompt = v
-            elif a in ("-n", "-N"):
-                nchars = int(v)
-            elif a == "-u":
-                fd = _fd_arg(c, v)
-                if fd is None:
-                    return c.fail(f"read: {v}: invalid file descriptor specification")
-            i += 1
-        elif a.startswith("-") and len(a) > 1 and set(a[1:]) <= set("rs"):
-            raw = raw or "r" in a
-        elif a == "--":
-            names.extend(args[i + 1:])
-            break
-        else:
-            names.append(a)
-        i += 1
-    if prompt:
-        c.err(prompt)
-    got = None
-    complete = False
-    inp = Input(c, fd)
-    while (item := inp.line(delim)) is not None:
-        line, complete = item
-        if got is None:
-            got = line
-        else:
-            got = got[:-1] + line     # a continued line: drop the backslash
-        if raw or not complete or delim != "\n" or not got.endswith("\\"):
-            break
-        n_bs = len(got) - len(got.rstrip("\\"))
-        if n_bs % 2 == 0:
-            break
-    inp.commit()
-    if inp.error:
-        c.err(f"fm: read: {inp.error}\n")
-    if got is None:
-        for n in names or ["REPLY"]:
-            vm.set_scalar(n, "", span=c.span)
-        if array:
-            vm.set_array(array, [], span=c.span)
-        return 1
-    line = got
-    if not raw:
-        out, k = [], 0
-        while k < len(line):
-            ch = line[k]
-            if ch == "\\" and k + 1 < len(line):
-                out.append(line[k + 1])
-                k += 2
-                continue
-            if ch != "\\":
-                out.append(ch)
-            k += 1
-        line = "".join(out)
-    if nchars is not None:
-        line = line[:nchars]
-    ifs = vm.get("IFS")
-    ifs = " \t\n" if ifs is None else ifs
-    if array:
-        vm.set_array(array, [w for w in _split_ifs(line, ifs, None)], span=c.span)
-    elif not names:
-        vm.set_scalar("REPLY", line, span=c.span)
-    else:
-        parts = _split_ifs(line, ifs, len(names))
-        for k, n in enumerate(names):
-            vm.set_scalar(n, parts[k] if k < len(parts) else "", span=c.span)
-    return 0 if complete else 1
-
-
-_IFS_SEPS: dict = {}      # IFS -> (its whitespace, its other characters, separator regex)
-
-
-def _ifs_sep(ifs: str):
-    got = _IFS_SEPS.get(ifs)
-    if got is None:
-        import re
-        ws = "".join(ch for ch in ifs if ch in " \t\n")
-        nonws = "".join(ch for ch in ifs if ch not in " \t\n")
-        w = "[" + re.escape(ws) + "]*" if ws else ""
-        if nonws:
-            sep = w + "[" + re.escape(nonws) + "]" + w
-            if ws:
-                sep = "(?:" + sep + "|[" + re.escape(ws) + "]+)"
-        else:
-            sep = "[" + re.escape(ws) + "]+"
-        got = _IFS_SEPS[ifs] = (ws, nonws, re.compile(sep))
-    return got
-
-
-def _split_ifs(line: str, ifs: str, maxsplit):
-    """Split a line into at most `maxsplit` fields by IFS, as bash's `read` does: IFS
-    whitespace runs are one separator and are trimmed at both ends; the last field keeps the
-    rest of the line, less one trailing delimiter when that rest is a single field (`IFS=:
-    read a b <<< x:y:` sets b to `y`, as in bash and POSIX)."""
-    if not ifs:
-        return [line]
-    ws, nonws, sep = _ifs_sep(ifs)
-    if ws:
-        line = line.strip(ws)
-    if not line:
-        return []
-    if maxsplit is None:
-        parts = sep.split(line)
-        if nonws and parts and parts[-1] == "":
-            parts.pop()
-        return parts
-    parts = [line] if maxsplit <= 1 else sep.split(line, maxsplit=maxsplit - 1)
-    if nonws and len(parts) == maxsplit:
-        last = parts[-1]
-        if last and last[-1] in nonws:
-            head = last[:-1].rstrip(ws) if ws else last[:-1]
-            if not any(ch in head for ch in ifs):
-                parts[-1] = head
-    return parts
-
-
-@builtin("mapfile", "readarray")
-def b_mapfile(c):
-    args = c.argv[1:]
-    strip, delim, name, count, skip, origin, fd = False, "\n", "MAPFILE", 0, 0, None, "0"
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "-t":
-            strip = True
-        elif a in ("-d", "-n", "-s", "-O", "-u", "-C", "-c") and i + 1 < len(args):
-            v = args[i + 1]
-            i += 1
-            if a == "-d":
-                delim = v[:1]
-            elif a == "-u":
-                fd = _fd_arg(c, v)
-                if fd is None:
-                    return c.fail(f"{c.argv[0]}: {v}: invalid file descriptor specification")
-            elif a in ("-n", "-s", "-O"):
-                if not v.isdigit():
-                    return c.fail(f"{c.argv[0]}: {v}: invalid "
-                                  f"{'line count' if a != '-O' else 'array origin'}")
-                if a == "-n":
-                    count = int(v)
-                elif a == "-s":
-                    skip = int(v)
-                else:
-                    origin = int(v)
-        elif a == "--":
-            name = args[i + 1] if i + 1 < len(args) else name
-            break
-        elif a.startswith("-") and len(a) > 1:
-            pass
-        else:
-            name = a
-        i += 1
-    d = delim or "\0"
-    inp = Input(c, fd)
-    if count == 0 and skip == 0:
-        # All of the input, split at once (a file in a few big chunks).
-        parts = inp.rest().split(d)
-        last = parts.pop()
-        lines = parts if strip else [p + d for p in parts]
-        if last:
-            lines.append(last)
-    else:
-        lines = []
-        while count == 0 or len(lines) < count:
-            item = inp.line(delim)
-            if item is None:
-                break
-            if skip:
-                skip -= 1
-                continue
-            line, complete = item
-            lines.append(line if strip or not complete else line + d)
-    inp.commit()
-    if inp.error:
-        c.err(f"fm: {c.argv[0]}: {inp.error}\n")
-    if origin is None:
-        c.vm.set_array(name, lines, span=c.span)
-    else:
-        c.vm.set_array(name, [(str(origin + k), v) for k, v in enumerate(lines)], append=True,
-                       span=c.span)
-    return 0
 
 
 @builtin("eval")
@@ -932,9 +473,43 @@ def b_command(c):
             if not _describe(c, name, args[0] == "-V"):
                 status = 1
         return status
-    if not args:
+    if not args or args[0] in ("-p", "--") and len(args) == 1:
         return 0
-    return c.fail("command: unsupported use", 2)
+    return c.fail(f"command: {args[0]}: invalid option (fm's command takes -p -v -V)", 2)
+
+
+@builtin("caller")
+def b_caller(c):
+    """`caller [N]`: where the running function (or the Nth above it) was called from."""
+    args = c.argv[1:]
+    stack = c.vm.call_stack()
+    if not args:
+        c.out(f"{stack[0][2] if stack else 0} {stack[1][1] if len(stack) > 1 else 'NULL'}\n")
+        return 0
+    if not args[0].isdigit():
+        return c.fail(f"caller: {args[0]}: invalid number", 2)
+    n = int(args[0])
+    if n + 1 >= len(stack):
+        return 1
+    c.out(f"{stack[n][2]} {stack[n + 1][0]} {stack[n + 1][1]}\n")
+    return 0
+
+
+@builtin("hash")
+@with_options
+def b_hash(c, opts, names):
+    """fm keeps no table of where programs are: `hash -r` has nothing to forget, and
+    `hash NAME` only checks that NAME is found."""
+    if not names:
+        if "r" not in opts:
+            c.out("hash: hash table empty\n")
+        return 0
+    status = 0
+    for name in names:
+        if name not in BUILTINS and _which(c, name) is None:
+            c.err(f"fm: hash: {name}: not found\n")
+            status = 1
+    return status
 
 
 @builtin("builtin")
@@ -959,3 +534,7 @@ def b_let(c):
     for a in c.argv[1:]:
         v = c.vm.arith(A.ArithText(a, c.span))
     return 0 if v != 0 else 1
+
+
+# the builtins of these modules register themselves in BUILTINS
+from flowmetal.machine import declare, dirstack, getopts, reads, traps  # noqa: E402,F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 import posixpath
 
 from flowmetal.lang import ast as A
+from flowmetal.lang.support import UNSUPPORTED, unsupported
 from flowmetal.machine import pattern
 from flowmetal.machine.builtins import BUILTINS, Call
 from flowmetal.machine.errors import ShellError, Unwind
@@ -47,6 +48,7 @@ class CommandOps:
             ex = Expander(self, code, f)
             out = []
             globs = False
+            noglob = self.br["opts"].get("f")
             for wi, w in enumerate(words):
                 decl = _declaration_word(w)
                 if decl is not None:
@@ -54,6 +56,9 @@ class CommandOps:
                     out.append({"arr": name, "op": op, "items": self.array_items(ex, arr)})
                     continue
                 for field in ex.fields(w):
+                    if noglob:
+                        out.append("".join(t for t, _ in field))
+                        continue
                     if len(field) == 1:
                         if field[0][1] or not pattern.has_glob(field):
                             out.append(field[0][0])
@@ -137,12 +142,16 @@ class CommandOps:
     def classify(self, argv: list):
         """-> (kind, argv): 'fn', 'bi' or 'ext'; `command NAME` skips functions."""
         name = argv[0]
-        if name in ("command", "builtin") and len(argv) > 1 and not argv[1].startswith("-"):
-            rest = argv[1:]
+        if name in ("command", "builtin") and len(argv) > 1:
+            rest = argv[2:] if name == "command" and argv[1] in ("-p", "--") else argv[1:]
+            if not rest or rest[0].startswith("-"):
+                return "bi", argv               # `command -v`: the builtin answers
             from flowmetal.machine.durable import DURABLE
             if rest[0] in BUILTINS and not (name == "command" and rest[0] in DURABLE):
                 return "bi", rest
-            return ("ext" if name == "command" else "bi"), rest
+            if name == "builtin":
+                return "bi", argv               # not a builtin: `builtin` says so
+            return "ext", rest
         if name in self.br["funcs"]:
             return "fn", argv
         if name in BUILTINS:
@@ -208,6 +217,8 @@ class CommandOps:
                                          "(once runs one program at most once)", node.span)
                 else:
                     kind, argv = self.classify(argv)
+                if kind == "ext" and argv[0] in UNSUPPORTED:
+                    raise ShellError(2, unsupported(argv[0]), node.words[0].span)
                 i["k"], i["argv"] = kind, argv
                 if st["opts"].get("x"):
                     self.trace(f, argv, i["as"])
@@ -240,8 +251,15 @@ class CommandOps:
             elif err:
                 i["msg"] = f"`{i['argv'][0]}`: {err}" if status in (126, 127) else err
             i["st"] = status
-            i["ph"] = "after"
-            ph = "after"
+            i["ph"] = ph = "after"
+            if err and status in (126, 127):
+                req = self.not_found_notice(f, code, node, node.redirects, i["msg"])
+                if req is not None:
+                    i["ph"] = "noted"
+                    return req
+        if ph == "noted":
+            self.take_result()
+            i["ph"] = ph = "after"
         if ph == "run":
             nframes = len(st["frames"])
             r = self.run_fm_command(f, code, node, i, block)
@@ -274,6 +292,8 @@ class CommandOps:
             raise ShellError(status, msg, span)
         if status != 0 and i["k"] == "none" and st["opts"].get("e"):
             raise ShellError(status, i.get("msg") or "redirection failed", node.span)
+        if status != 0 and "traps" in st:
+            self.err_trap(status)
         return None
 
     def bare_done(self, f, code, node, cst):
@@ -285,6 +305,8 @@ class CommandOps:
         if status != 0 and st["opts"].get("e"):
             raise ShellError(status, f"`{self.snippet(code, node.span)}`: command substitution "
                              f"exited with status {status}", node.span)
+        if status != 0 and "traps" in st:
+            self.err_trap(status)
         return None
 
     def exec_request(self, i, stages) -> dict:
@@ -370,6 +392,37 @@ class CommandOps:
             i["ph"] = "flush" if writes else "after"
             i["st"] = None
             st["frames"].append(call.push)
+        return None
+
+    def not_found_notice(self, f, code, node, redirects, msg: str, base=None):
+        """Where a failed start (command not found, permission denied) is not going to end
+        the script (a condition, `||`, `try`, or errexit off), it is reported on the
+        command's stderr as bash does: the write request for that, or None."""
+        if self.br["opts"].get("e") and not any(b["t"] == "h" for fr in self.br["frames"]
+                                                for b in fr["b"]):
+            return None          # it ends the script: its diagnostic says it
+        fds = self.apply_redirects(dict(self.fds() if base is None else base), redirects,
+                                   Expander(self, code, f), self._file_for_exec)
+        span = node.words[0].span if node.words else node.span
+        where = f"{self.unit_source(code.unit)[1]}:{span.line}:{span.col}"
+        return self.write_to(fds.get("2"), f"fm: {where}: {msg}\n")
+
+    def write_to(self, t, data: str):
+        """The write request for `data` to fd target `t`; None when there is none to make (a
+        buffer is appended to here; a closed or input target takes nothing)."""
+        k = t["kind"] if t else "closed"
+        if k == "buf":
+            b = self.state["bufs"].get(t["id"])
+            if b is not None:
+                b["d"] += data
+            return None
+        if k == "term":
+            real = t.get("fd", 2)
+            return {"op": "write", "target": {"kind": "term", "fd": real or 2}, "data": data}
+        if k == "file":
+            target = {"kind": "file", "path": t["path"], "mode": "a",
+                      "display": t.get("display", t["path"])}
+            return {"op": "write", "target": target, "data": data, "cwd": self.br["cwd"]}
         return None
 
     def flush_writes(self, f, i):
@@ -560,8 +613,8 @@ class CommandOps:
                     external = False
                     break
                 kind, argv = self.classify(argv)
-                if kind != "ext":
-                    external = False
+                if kind != "ext" or argv[0] in UNSUPPORTED:
+                    external = False            # CMD runs it (or says what is wrong)
                     break
                 argvs.append(argv)
             if not external:
@@ -586,7 +639,16 @@ class CommandOps:
                 stages.append(self.exec_stage(ex, argv, assigns, cmd.redirects, i, base))
             return {"op": "exec", "cwd": st["cwd"], "stages": stages}
         got, res = self.take_result()
-        self.finish_exec(i, res)
+        if "notes" in i:                 # a notice written: the next, or the pipeline's end
+            res = i["res"]
+        else:
+            self.finish_exec(i, res)
+            i["notes"] = self.pipe_notices(node, res, i["names"])
+            i["res"] = res
+        while i["notes"]:
+            req = self.not_found_notice(f, code, *i["notes"].pop(0))
+            if req is not None:
+                return req
         f["i"] = None
         f["pc"] = end
         names = i["names"]
@@ -594,6 +656,18 @@ class CommandOps:
                 for k, v in (res.get("errors") or {}).items()}
         self.pipeline_done(code, node, res["status"], errs)
         return None
+
+    def pipe_notices(self, node, res, names) -> list:
+        """not_found_notice arguments for the stages of an external pipeline that could not
+        start (each with its stage's stderr: the pipeline's, after its own redirects)."""
+        out = []
+        for k, err in sorted((res.get("errors") or {}).items(), key=lambda kv: int(kv[0])):
+            cmd = node.commands[int(k)]
+            if res["status"][int(k)] in (126, 127) and isinstance(cmd, A.SimpleCommand):
+                if int(k) < len(node.stderr) and node.stderr[int(k)]:
+                    continue             # `|&`: its stderr is the pipe
+                out.append([cmd, cmd.redirects, f"`{names[int(k)]}`: {err}"])
+        return out
 
     def pipeline_done(self, code, node, statuses, errs):
         st = self.br
@@ -620,6 +694,8 @@ class CommandOps:
             msg = e["message"] if e else \
                 f"`{self.snippet(code, cmd.span)}` exited with status {status}"
             raise ShellError(status, msg + " (in a pipeline)" if not e else msg, span)
+        if status != 0 and "traps" in st:
+            self.err_trap(status)
 
     def op_PSTAGE(self, f, code, ins):
         ps, k, n, err, to = ins[1], ins[2], ins[3], ins[4], ins[5]

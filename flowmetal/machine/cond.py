@@ -23,7 +23,8 @@ def file_test(vm, f, op: str, path: str, path2=None) -> bool:
         return vm.cell(path) is not None and (vm.get(path) is not None or
                                               bool(vm.array_values(path)))
     if op == "-o":
-        return bool(vm.br["opts"].get({"errexit": "e", "nounset": "u", "xtrace": "x"}
+        return bool(vm.br["opts"].get({"errexit": "e", "nounset": "u", "xtrace": "x",
+                                          "noglob": "f"}
                                          .get(path, path)))
     if op == "-a":
         op = "-e"

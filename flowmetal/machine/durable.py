@@ -100,8 +100,8 @@ def b_now(c):
 
 @builtin("json")
 def b_json(c):
-    from flowmetal.machine.builtins import read_all_stdin
     from flowmetal.machine.jsontool import run as json_run
+    from flowmetal.machine.reads import read_all_stdin
     args = c.argv[1:]
     needs_input = bool(args) and args[0] in ("get", "len", "keys", "valid", "pretty")
     data = read_all_stdin(c) if needs_input else ""

@@ -48,6 +48,7 @@ class Expander:
     """Expands words for one frame: `vm` gives variables, `slots` captured $(...) outputs."""
 
     live = False      # expanding a pattern: unquoted expansions keep their pattern characters
+    status = None     # `$?` after the last `$(...)` expanded here (None: the branch's status)
 
     def __init__(self, vm, code, frame):
         self.vm = vm
@@ -134,7 +135,10 @@ class Expander:
         if t is A.Param:
             return self.param(p, quoted)
         if t is A.CmdSub:
-            out = self.frame["t"].get(str(self.code.slots[id(p)]), "")
+            slot = self.code.slots[id(p)]
+            t = self.frame["t"]
+            out = t.get(str(slot), "")
+            self.status = t.get(f"{slot}?")
             if quoted or self.live:
                 return "one", [(out, quoted)]
             return "many", out.split("\n") if out else []
@@ -172,6 +176,8 @@ class Expander:
             return True, vm.array_values(name)
         if p.index is not None:
             return False, vm.get_item(name, self._subscript(name, p.index))
+        if name == "?" and self.status is not None:
+            return False, str(self.status)
         return False, vm.get_special(name)
 
     def _subscript(self, name, word) -> str:
@@ -217,7 +223,8 @@ class Expander:
                     else self._arg_one(p.arg)
             if base == "=":
                 text = self.string(p.arg) if p.arg else ""
-                vm.assign_param(p, text)
+                key = self._subscript(p.name, p.index) if p.index is not None else None
+                vm.assign_param(p, text, key)
                 return "one", [(text, True)]
             # ?
             msg = self.string(p.arg) if p.arg else ("is unset" if unset else "is null or unset")

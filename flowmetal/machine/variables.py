@@ -8,17 +8,45 @@ def _sorted_items(arr: list) -> list:
     return [v for v in arr if v is not None]
 
 
+MAX_REFS = 8
+"""How many namerefs a lookup follows before it gives up (bash: a circular reference)."""
+
+CALL_STACK = frozenset(("LINENO", "FUNCNAME", "BASH_SOURCE", "BASH_LINENO"))
+"""Variables computed from the call stack while no script variable of that name is set."""
+
+
 class Variables:
     """Mixin for the Machine: every variable read and write goes through here. Also serves as
-    the arithmetic evaluator's ArithEnv."""
+    the arithmetic evaluator's ArithEnv.
+
+    Cell attributes beside the value (docs/state.md): "x" exported, "r" readonly, "i" integer
+    (an assigned value is evaluated as arithmetic), "c" case ("l" lower, "u" upper), "n" a
+    nameref (the cell holds the name of the variable it stands for)."""
 
     # -- lookup -------------------------------------------------------------------------------
     def cell(self, name: str):
         for scope in reversed(self.br["scopes"]):
             c = scope.get(name)
             if c is not None:
+                return self.lookup(c["n"])[1] if "n" in c and c["n"] else c
+        return None
+
+    def raw_cell(self, name: str):
+        """The cell of `name` itself, a nameref not followed."""
+        for scope in reversed(self.br["scopes"]):
+            c = scope.get(name)
+            if c is not None:
                 return c
         return None
+
+    def lookup(self, name: str, span=None) -> tuple:
+        """(the name a nameref chain ends at, its cell or None)."""
+        for _ in range(MAX_REFS):
+            c = self.raw_cell(name)
+            if c is None or "n" not in c or not c["n"]:
+                return name, c
+            name = c["n"]
+        raise ShellError(1, f"`{name}`: circular name reference", span)
 
     def get(self, name: str):
         """A scalar value (element 0 of an array), or None when unset. Special parameters too."""
@@ -30,6 +58,9 @@ class Variables:
             return self.dynamic(name)
         c = self.cell(name)
         if c is None:
+            if name in CALL_STACK:
+                got = self.call_stack_values(name)
+                return got[0] if got else None
             return None
         if "s" in c:
             return c["s"]
@@ -56,8 +87,8 @@ class Variables:
             return str(self.state["pid"])
         if name == "-":
             o = st["opts"]
-            return "h" + ("e" if o.get("e") else "") + ("u" if o.get("u") else "") + \
-                ("x" if o.get("x") else "") + "B"
+            return ("e" if o.get("e") else "") + ("f" if o.get("f") else "") + "h" + \
+                ("u" if o.get("u") else "") + ("x" if o.get("x") else "") + "B"
         if name == "!":
             return st.get("bg")
         if name in ("@", "*"):
@@ -85,7 +116,7 @@ class Variables:
             return [str(s) for s in self.br["pipestatus"]]
         c = self.cell(name)
         if c is None:
-            return []
+            return self.call_stack_values(name) if name in CALL_STACK else []
         if "a" in c:
             return _sorted_items(c["a"])
         if "A" in c:
@@ -97,7 +128,8 @@ class Variables:
     def array_keys(self, name: str) -> list:
         c = self.cell(name)
         if c is None:
-            return []
+            return [str(i) for i in range(len(self.call_stack_values(name)))] \
+                if name in CALL_STACK else []
         if "a" in c:
             return [str(i) for i, v in enumerate(c["a"]) if v is not None]
         if "A" in c:
@@ -113,7 +145,9 @@ class Variables:
             return str(ps[i]) if -len(ps) <= i < len(ps) else None
         c = self.cell(name)
         if c is None:
-            return None
+            vals = self.call_stack_values(name) if name in CALL_STACK else ()
+            i = int(key)
+            return vals[i] if -len(vals) <= i < len(vals) else None
         if "A" in c:
             return c["A"].get(key)
         i = int(key)
@@ -133,9 +167,12 @@ class Variables:
             c = scopes[-1].get(name)
             if c is None:
                 c = scopes[-1][name] = {}
+            elif "n" in c and c["n"]:
+                return self._writable(c["n"], span)
             return c
         c = self.cell(name)
         if c is None:
+            name = self.lookup(name, span)[0]      # a nameref to an unset variable
             if not (name[:1].isalpha() or name[:1] == "_") or not name.replace("_", "a").isalnum():
                 raise ShellError(1, f"`{name}` is not a valid variable name", span)
             c = scopes[0][name] = {}
@@ -143,10 +180,30 @@ class Variables:
             raise ShellError(1, f"`{name}` is readonly", span)
         return c
 
+    def converted(self, c: dict, value: str, old, span) -> str:
+        """The value to store in a cell with the integer or a case attribute: an integer's
+        value is evaluated as arithmetic (and added to `old` for `+=`)."""
+        if "i" in c:
+            from flowmetal.lang import ast as A
+            n = self.arith(A.ArithText(value, span or A.Span(0, 0, 1, 1)))
+            if old is not None:
+                n += self.arith(A.ArithText(old or "0", span or A.Span(0, 0, 1, 1)))
+            return str(n)
+        if old is not None:
+            value = old + value
+        return value.lower() if c.get("c") == "l" else value.upper()
+
     def set_scalar(self, name: str, value: str, *, append=False, span=None, local=False):
         c = self._writable(name, span, local)
         if c.get("r"):
             raise ShellError(1, f"`{name}` is readonly", span)
+        if "i" in c or "c" in c:
+            old = self.scalar_of(c) if append else None
+            value, append = self.converted(c, value, old, span), False
+        if "n" in c:                  # a nameref naming nothing yet: now it names `value`
+            c["n"] = value
+            self.lookup(name, span)
+            return
         if "a" in c:
             a = c["a"]
             if not a:
@@ -157,10 +214,36 @@ class Variables:
         else:
             c["s"] = (c.get("s", "") + value) if append else value
 
+    @staticmethod
+    def scalar_of(c: dict):
+        """A cell's scalar value (element 0 of an array), or None."""
+        if "s" in c:
+            return c["s"]
+        if "a" in c:
+            return c["a"][0] if c["a"] else None
+        if "A" in c:
+            return c["A"].get("0")
+        return None
+
+    def assign_named(self, name: str, value: str, *, span=None):
+        """Assign to a variable named at run time (`read`, `printf -v`, `getopts`), which
+        may be an element: `a[3]`, `m[key]`."""
+        if name.endswith("]") and "[" in name:
+            base, key = name[:-1].split("[", 1)
+            if not self.is_assoc(base):
+                from flowmetal.lang import ast as A
+                key = str(self.arith(A.ArithText(key, span or A.Span(0, 0, 1, 1))))
+            self.set_item(base, key, value, span=span)
+        else:
+            self.set_scalar(name, value, span=span)
+
     def set_array(self, name: str, items: list, *, append=False, span=None, local=False,
                   assoc=None):
         """items: list of str, or (key, value) pairs for [k]=v entries."""
         c = self._writable(name, span, local)
+        if "i" in c or "c" in c:
+            items = [(it[0], self.converted(c, it[1], None, span)) if isinstance(it, tuple)
+                     else self.converted(c, it, None, span) for it in items]
         is_assoc = "A" in c if assoc is None else assoc
         if is_assoc:
             m = c["A"] if append and "A" in c else {}
@@ -199,6 +282,10 @@ class Variables:
 
     def set_item(self, name: str, key: str, value: str, *, append=False, span=None):
         c = self._writable(name, span)
+        if "i" in c or "c" in c:
+            old = self.get_item(name, key) if append else None
+            value, append = self.converted(c, value, old or ("" if append else None),
+                                           span), False
         if "A" in c:
             m = c["A"]
             m[key] = (m.get(key, "") + value) if append else value
@@ -218,7 +305,10 @@ class Variables:
     def set(self, name: str, value: str):          # ArithEnv
         self.set_scalar(name, value)
 
-    def unset(self, name: str, span=None):
+    def unset(self, name: str, span=None, ref=False):
+        """Unset a variable (the one a nameref stands for, unless `ref`)."""
+        if not ref:
+            name = self.lookup(name, span)[0]
         for scope in reversed(self.br["scopes"]):
             c = scope.get(name)
             if c is not None:
@@ -240,13 +330,14 @@ class Variables:
                 while c["a"] and c["a"][-1] is None:
                     c["a"].pop()
 
-    def assign_param(self, p, text: str):
-        """${x:=default}"""
-        if p.index is not None:
-            raise ShellError(1, "`${a[i]:=...}` is not supported", p.span)
+    def assign_param(self, p, text: str, key=None):
+        """${x:=default}, ${a[key]:=default}"""
         if not (p.name[:1].isalpha() or p.name[:1] == "_"):
             raise ShellError(1, f"`${p.name}`: cannot assign in this way", p.span)
-        self.set_scalar(p.name, text, span=p.span)
+        if key is not None:
+            self.set_item(p.name, key, text, span=p.span)
+        else:
+            self.set_scalar(p.name, text, span=p.span)
 
     def exported_env(self) -> dict:
         env = {}
@@ -264,3 +355,58 @@ class Variables:
                     # a non-exported local shadows an exported global
                     env.pop(k, None)
         return env
+
+    # -- the call stack -----------------------------------------------------------------------
+    def call_stack_values(self, name: str) -> list:
+        """$LINENO (one value), ${FUNCNAME[@]}, ${BASH_SOURCE[@]}, ${BASH_LINENO[@]}: from the
+        branch's frames, innermost first. FUNCNAME is empty outside functions, as in bash."""
+        if name == "LINENO":
+            return [str(self.lineno())]
+        stack = self.call_stack()
+        if name == "FUNCNAME":
+            return [e[0] for e in stack] if any(e[3] for e in stack) else []
+        if name == "BASH_SOURCE":
+            return [e[1] for e in stack]
+        return [str(e[2]) for e in stack]
+
+    def call_stack(self) -> list:
+        """[(function name, its source file, the line it was called from, is a function)]
+        innermost first; the script itself is `main` (called from line 0) and a sourced file
+        `source`."""
+        out = []
+        frames = self.br["frames"]
+        for k, f in enumerate(frames):
+            kind = f["k"]
+            if kind not in ("main", "br", "fn", "src") or kind == "fn" and "fn" not in f:
+                continue
+            code = self.code(f["c"])
+            called = self.line_of(self.code(frames[k - 1]["c"]), frames[k - 1]) if k else 0
+            name = f["fn"] if kind == "fn" else "source" if kind == "src" else "main"
+            out.append((name, self.unit_source(code.unit)[1], called, kind == "fn"))
+        out.reverse()
+        return out
+
+    def lineno(self) -> int:
+        """$LINENO: the line of the running command; in `eval`'d text (and a trap's), counted
+        from the line of the command that runs it, as bash does."""
+        frames = self.br["frames"]
+        line = self.line_of(*self.cur)
+        k = len(frames) - 1
+        while k > 0 and frames[k]["k"] in ("eval", "trap"):
+            if "ln" in frames[k]:
+                return line + frames[k]["ln"] - 1
+            k -= 1
+            line += self.line_of(self.code(frames[k]["c"]), frames[k]) - 1
+        return line
+
+    @staticmethod
+    def line_of(code, f) -> int:
+        """The source line of the instruction frame `f` runs (0 when it has no node)."""
+        pc = f["pc"]
+        if pc >= len(code.instrs):
+            return 0
+        for x in code.instrs[pc][1:]:
+            span = getattr(x, "span", None)
+            if span is not None:
+                return span.line
+        return 0

@@ -9,6 +9,7 @@ from flowmetal.machine.durable import SYS, DurableOps
 from flowmetal.machine.errors import NeedEffect, ShellError, Unwind
 from flowmetal.machine.expand import Expander
 from flowmetal.machine.state import FORMAT, MAIN, clone, initial_state
+from flowmetal.machine.traps import TrapOps
 from flowmetal.machine.variables import Variables
 
 __all__ = ["Machine", "initial_state"]
@@ -47,7 +48,7 @@ def _dispatch_table() -> dict:
     return _OPS
 
 
-class Machine(Variables, CommandOps, DurableOps, BranchOps):
+class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
     """Advance a job's state: `start()`, then `feed(step, result)` for each completed effect,
     until `done()` returns the job's done record."""
 
@@ -180,13 +181,16 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         self.result, self.has_result = result, has_result
         if has_result and isinstance(result, dict) and result.get("timeout"):
             done = self.deadline_passed()
-            if done:
+            if done and not self.exit_trap(done):
                 return self.end_branch(done)
         ops = _OPS or _dispatch_table()
         f = None
         while True:
             if not frames:
-                return self.end_branch({"op": "done", "status": br["status"]})
+                done = {"op": "done", "status": br["status"]}
+                if self.exit_trap(done):
+                    continue
+                return self.end_branch(done)
             if frames[-1] is not f:         # a frame's code never changes: look it up once
                 f = frames[-1]
                 code = self.codes.get(f["c"]) or self.code(f["c"])
@@ -197,17 +201,19 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                 req = ops[ins[0]](self, f, code, ins)
             except ShellError as e:
                 done = self.raise_error(f, code, e)
-                if done:
+                if done and not self.exit_trap(done):
                     return self.end_branch(done)
                 continue
             except Unwind as u:
                 done = self.unwind(u.kind, u.value)
-                if done:
+                if done and not self.exit_trap(done):
                     return self.end_branch(done)
                 continue
             if req is not None:
                 op = req["op"]
                 if op == "done":
+                    if self.exit_trap(req):
+                        continue
                     return self.end_branch(req)
                 if op == "blocked":
                     br["blocked"] = 1
@@ -239,8 +245,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                 br["final"] = dict(br["final"], status=130, cancelled=reason)
                 continue
             self.has_result = False
+            if self.cancel_trap(reason):
+                continue                # the INT/TERM trap runs, then the cancellation goes on
             done = self.unwind("cancel", 130)
-            if done:
+            if done and not self.exit_trap(done):
                 self.end_branch(done)
         return self._settle([])
 
@@ -306,14 +314,24 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
 
     # -- errors and non-local exits -----------------------------------------------------------
     def error_record(self, code, e: ShellError) -> dict:
-        span = e.span
+        span = e.span or self.node_span(code)
         rec = {"status": e.status, "message": e.message, "unit": code.unit}
         if span is not None:
             rec["span"] = [span.start, span.end, span.line, span.col]
         return rec
 
+    def node_span(self, code):
+        """The span of the running instruction's node, for an error raised without one."""
+        f = self.br["frames"][-1] if self.br["frames"] else None
+        if f is None or f["c"] != code.name or f["pc"] >= len(code.instrs):
+            return None
+        return next((x.span for x in code.instrs[f["pc"]][1:]
+                     if isinstance(getattr(x, "span", None), A.Span)), None)
+
     def raise_error(self, f, code, e: ShellError):
         self.br["err"] = self.error_record(code, e)
+        if self.err_trap(e.status, raising=True):
+            return None                 # the ERR trap runs first, then the error goes on
         return self.unwind("raise", e.status)
 
     def unwind(self, kind: str, value):
@@ -364,12 +382,16 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                             f["pc"] = b["cont"]
                         return None
                 elif t == "s":
+                    if self.scope_exit_trap(b, kind, value):
+                        blocks.append(b)       # left again once its EXIT trap has run
+                        return None
                     self.restore(b["save"])
                     if b.get("cap") is not None:
                         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
-                        if kind == "exit" and value == 0:
-                            f["t"][b["slot"]] = buf["d"].rstrip("\n")
-                            st["status"] = 0
+                        if kind == "exit" and (value == 0 or not st["opts"].get("e")):
+                            f["t"][b["slot"]] = buf["d"].replace("\0", "").rstrip("\n")
+                            self.substituted(f, b["slot"], value)
+                            st["status"] = b.get("st", 0)
                             f["pc"] = b["end"]
                             return None
                         if kind == "exit":
@@ -378,6 +400,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
                             st["err"] = {"status": value, "message":
                                          f"command substitution exited with status {value}",
                                          "unit": b["unit"], "span": b["span"]}
+                        if kind == "raise" and self.err_trap(value, raising=True):
+                            return None        # out of the `$(...)`: its ERR trap fires here
                     elif kind == "exit":
                         st["status"] = value
                         f["pc"] = b["end"]
@@ -389,6 +413,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
             frames.pop()
             if f.get("sc"):
                 st["scopes"].pop()
+            if fk == "trap" and "done" in f:
+                return self.trap_unwound(f, kind, value)
             if fk in ("main", "br"):
                 if st.get("cancelled"):
                     done = {"op": "done", "status": 130, "cancelled": st["cancelled"]}
@@ -443,8 +469,12 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
     # -- scopes (subshells and $(...)) --------------------------------------------------------
     def save(self) -> dict:
         st = self.br
-        return {"scopes": clone(st["scopes"]), "funcs": dict(st["funcs"]), "cwd": st["cwd"],
-                "opts": dict(st["opts"]), "a": list(self.positional())}
+        saved = {"scopes": clone(st["scopes"]), "funcs": dict(st["funcs"]), "cwd": st["cwd"],
+                 "opts": dict(st["opts"]), "a": list(self.positional())}
+        for key in ("traps", "dirs"):
+            if key in st:
+                saved[key] = clone(st[key])
+        return saved
 
     def restore(self, saved: dict):
         st = self.br
@@ -454,6 +484,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         st["funcs"] = saved["funcs"]
         st["cwd"] = saved["cwd"]
         st["opts"] = saved["opts"]
+        for key in ("traps", "dirs"):
+            if key in saved:
+                st[key] = saved[key]
+            else:
+                st.pop(key, None)
         if "a" in saved:
             self.set_positional(saved["a"])
 
@@ -482,8 +517,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         frames.pop()
         if f.get("sc"):
             self.br["scopes"].pop()
-        if f["k"] in ("eval", "src"):
+        if f["k"] in ("eval", "src", "trap"):
             self.forget_unit(f["c"].rsplit(":", 1)[0])
+        if f["k"] == "trap":
+            return self.trap_ended(f)
         return None
 
     def forget_unit(self, unit: str):
@@ -576,6 +613,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         f["pc"] += 1
 
     def op_SCOPE_END(self, f, code, ins):
+        if self.scope_exit_trap(f["b"][-1]):
+            return None                        # runs again once the EXIT trap has run
         b = f["b"].pop()
         self.truncate_io(b["io"])
         self.restore(b["save"])
@@ -588,6 +627,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
             node = ins[1]
             raise ShellError(st["status"], f"`{self.snippet(code, node.span)}` exited with "
                              f"status {st['status']}", node.span)
+        if st["status"] != 0 and "traps" in st:
+            self.err_trap(st["status"])
 
     def op_CAPBEGIN(self, f, code, ins):
         cs = ins[1]
@@ -596,7 +637,7 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         sp = cs.span
         b = {"t": "s", "io": len(st["io"]), "save": self.save(), "cap": bid,
              "slot": str(ins[2]), "end": ins[3], "unit": code.unit,
-             "span": [sp.start, sp.end, sp.line, sp.col]}
+             "span": [sp.start, sp.end, sp.line, sp.col], "st": st["status"]}
         f["b"].append(b)
         fds = dict(self.fds())
         fds["1"] = {"kind": "buf", "id": bid}
@@ -604,14 +645,52 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         f["pc"] += 1
 
     def op_CAPEND(self, f, code, ins):
+        if self.scope_exit_trap(f["b"][-1]):
+            return None                        # runs again once the EXIT trap has run
         b = f["b"].pop()
         self.truncate_io(b["io"])
         self.restore(b["save"])
         buf = self.state["bufs"].pop(b["cap"], {"d": ""})
         # as in bash, NUL bytes are dropped: no argument or variable can hold one
         f["t"][str(ins[1])] = buf["d"].replace("\0", "").rstrip("\n")
-        f["t"]["cst"] = self.br["status"]
+        self.substituted(f, ins[1], self.br["status"])
+        # `$?` in the command's words is the status from before it (bash: before the
+        # substitutions that ran first; the expander sees each one's status after it)
+        self.br["status"] = b.get("st", 0)
         f["pc"] += 1
+
+    def substituted(self, f, slot, status: int):
+        """Record the status of the `$(...)` whose output is in `slot`: the command's own
+        status when it has no words (`x=$(cmd)`), and `$?` after it in the expansion."""
+        f["t"]["cst"] = status
+        f["t"][f"{slot}?"] = status
+
+    def op_READFILE(self, f, code, ins):
+        r, slot = ins[1], ins[2]
+        if f["i"] is None:
+            f["i"] = {"op": "READFILE"}
+        ok, val = self.memo_run(f, lambda: self.read_whole(f, code, r))
+        if not ok:
+            return val
+        f["i"] = None
+        text, status = val
+        f["t"][str(slot)] = text.replace("\0", "").rstrip("\n")
+        self.substituted(f, slot, status)
+        f["pc"] += 1
+
+    def read_whole(self, f, code, r):
+        """`$(< file)`: (the file's text, 0), or ("", 1) after an error message (raised
+        under errexit, like any failing substitution)."""
+        path = Expander(self, code, f).string(r.target)
+        res = self.effect(f, {"op": "read_file", "path": self.abspath(path),
+                              "cwd": self.br["cwd"], "display": path})
+        if not res.get("error"):
+            return res.get("data", ""), 0
+        if self.br["opts"].get("e"):
+            raise ShellError(1, res["error"], r.target.span)
+        self.effect(f, {"op": "write", "target": {"kind": "term", "fd": 2},
+                        "data": f"fm: {res['error']}\n"})
+        return "", 1
 
     def op_FUNC(self, f, code, ins):
         self.br["funcs"][ins[1]] = ins[2]
@@ -658,6 +737,8 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps):
         if not val and self.br["opts"].get("e"):
             node = ins[1]
             raise ShellError(1, f"`{self.snippet(code, node.span)}` is false", node.span)
+        if not val and "traps" in self.br:
+            self.err_trap(1)
 
     # -- helpers ------------------------------------------------------------------------------
     def snippet(self, code, span) -> str:

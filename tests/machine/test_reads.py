@@ -16,7 +16,7 @@ import pytest
 
 from flowmetal.connectors import Term, perform
 from flowmetal.machine import Machine, initial_state
-from flowmetal.machine import builtins as B
+from flowmetal.machine import reads as B
 from flowmetal.runner.history import describe_request, describe_result
 
 

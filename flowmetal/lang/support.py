@@ -1,0 +1,386 @@
+"""What fm runs of bash's builtins: their options, the ones it lacks, and the check of both.
+
+One table serves `fm check` (every parse runs `check_program`, so a script is refused before
+anything runs) and the machine's builtins (they parse their options with `parse_options` and
+report what they cannot do with the same messages), so that whatever `fm check` accepts does
+not fail at run time as "not supported" or "command not found".
+"""
+from __future__ import annotations
+
+from flowmetal.lang import ast as A
+from flowmetal.records import fields
+
+UNSUPPORTED: dict[str, str] = {
+    "alias": "define a function instead",
+    "unalias": "define functions instead of aliases (`unset -f NAME` removes one)",
+    "bg": "`CMD &` starts a durable branch; `wait` joins it",
+    "fg": "`CMD &` starts a durable branch; `wait` joins it",
+    "jobs": "`fm ps` lists jobs; a script waits for its branches with `wait`",
+    "disown": "a branch belongs to its job until it ends; run a separate job with `fm run -d`",
+    "suspend": "a job can sleep durably: `sleep`, `await`",
+    "logout": "use `exit`",
+    "bind": "fm scripts have no line editor",
+    "compgen": "fm scripts have no completion; list files with a glob",
+    "complete": "fm scripts have no completion",
+    "compopt": "fm scripts have no completion",
+    "enable": "fm's builtins cannot be switched off; `command NAME` runs the program",
+    "fc": "fm scripts have no history",
+    "history": "fm scripts have no history; `fm log JOB` shows a job's",
+    "help": "run `fm help` in a terminal",
+    "times": "run the work under `command time` or `/usr/bin/time`",
+    "ulimit": "set limits before fm starts, or run `prlimit` for one program",
+    "umask": "run a program under `sh -c 'umask 077; exec CMD'`",
+    "coproc": "start a durable branch with `CMD &` and pass data through a file",
+    "time": "`command time CMD` runs the time program",
+}
+"""bash builtins (and the keywords `coproc`, `time`) fm does not have, with what to do
+instead."""
+
+OPTIONS: dict[str, str] = {
+    "read": "ersa:d:i:n:N:p:t:u:",
+    "declare": "+aAfFgilnprtux",
+    "typeset": "+aAfFgilnprtux",
+    "local": "+aAilnprtux",
+    "export": "np",
+    "readonly": "aAp",
+    "unset": "fnv",
+    "printf": "v:",
+    "mapfile": "d:n:O:s:tu:",
+    "readarray": "d:n:O:s:tu:",
+    "trap": "lp",
+    "shopt": "opqsu",
+    "hash": "r",
+    "caller": "",
+    "getopts": "",
+    "dirs": "clpv",
+    "pushd": "n",
+    "popd": "n",
+}
+"""getopt-style option letters of the builtins whose options are checked (`x:` takes an
+argument; a leading `+` allows `+x` to turn an attribute off)."""
+
+LACKING: dict[tuple, str] = {
+    ("declare", "I"): "fm does not inherit attributes; declare them again",
+    ("local", "I"): "fm does not inherit attributes; declare them again",
+    ("export", "f"): "programs cannot call fm functions; `export -f` has no meaning",
+    ("readonly", "f"): "fm functions cannot be made readonly",
+    ("mapfile", "C"): "read the lines first, then loop over the array",
+    ("readarray", "C"): "read the lines first, then loop over the array",
+    ("hash", "p"): "call the program by its path",
+    ("hash", "d"): "fm keeps no command hash table",
+    ("hash", "t"): "use `command -v NAME`",
+    ("hash", "l"): "fm keeps no command hash table",
+}
+"""Options bash has that fm does not, with what to do instead."""
+
+TRAP_SIGNALS: dict[str, str] = {"EXIT": "EXIT", "0": "EXIT", "ERR": "ERR", "INT": "INT",
+                                "SIGINT": "INT", "2": "INT", "TERM": "TERM", "SIGTERM": "TERM",
+                                "15": "TERM"}
+"""The conditions `trap` takes (docs/language.md says what each means for a durable job)."""
+
+TRAP_HINT = ("fm traps EXIT, ERR, INT (Ctrl-C) and TERM (`fm cancel`); a job never sees the "
+             "others (a closed terminal does not end it)")
+
+SHOPT: dict[str, bool] = {
+    # fm's fixed behaviour: setting the option to this value is accepted and changes nothing
+    "lastpipe": True, "inherit_errexit": True, "failglob": True, "globasciiranges": True,
+    "nullglob": False, "extglob": False, "globstar": False, "dotglob": False,
+    "nocaseglob": False, "nocasematch": False, "expand_aliases": False, "xpg_echo": False,
+    "extdebug": False,
+    # only an interactive bash uses these; in a script they change nothing
+    "checkwinsize": True, "histappend": False, "cmdhist": True, "lithist": False,
+    "progcomp": True, "promptvars": True, "interactive_comments": True, "hostcomplete": True,
+    "checkjobs": False, "huponexit": False, "autocd": False, "cdspell": False,
+    "dirspell": False, "direxpand": False, "histreedit": False, "histverify": False,
+    "no_empty_cmd_completion": False, "complete_fullquote": True, "mailwarn": False,
+}
+"""`shopt` options fm knows, with the value it always has."""
+
+SHOPT_HINT: dict[str, str] = {
+    "nullglob": "fm stops at a glob that matches nothing: test first with `[[ -e ... ]]`",
+    "failglob": "fm stops at a glob that matches nothing",
+    "extglob": "use `[[ $x =~ REGEX ]]` or `case` with several patterns",
+    "globstar": "use `find` for a recursive listing",
+    "dotglob": "match dot files with a pattern of their own (`.*`)",
+    "nocaseglob": "fm globs are case-sensitive",
+    "nocasematch": "compare lowercased values: `${x,,}`",
+    "lastpipe": "every stage of an fm-code pipeline runs in the current shell",
+    "inherit_errexit": "a failure inside `$(...)` always fails its command",
+    "expand_aliases": "define functions instead of aliases",
+}
+
+SET_FLAGS_IGNORED = "hbmBHvE"
+"""`set` flags accepted without effect (interactive ones, and what fm always does: -B brace
+expansion, -E the ERR trap inside functions)."""
+
+SET_FLAGS_LACKING: dict[str, str] = {
+    "C": "fm's `>` always truncates; test with `[[ -e ... ]]` first",
+    "n": "run `fm check FILE` to check a script without running it",
+    "a": "export the variables by name",
+    "k": "put assignments before the command name",
+    "t": "use `exit` after the command",
+    "T": "fm has no DEBUG or RETURN traps",
+    "P": "use `cd -P` and `pwd -P`",
+}
+"""`set` flags bash has that fm does not, with what to do instead."""
+
+
+class OptionError(Exception):
+    """A builtin got an option it does not take: `message` says which and what to do."""
+
+    def __init__(self, message: str, index: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.index = index        # the argument holding the bad option
+
+
+def unsupported(name: str) -> str:
+    """The message for a bash builtin fm does not have."""
+    return f"`{name}` is not supported in fm: {UNSUPPORTED[name]}"
+
+
+def parse_options(name: str, args: list, spec: str | None = None) -> tuple:
+    """Split the leading options off `args` as bash's builtins do (`-rs`, `-n1` or `-n 1`,
+    `--` ends them, `-` alone is an operand). Returns ([(letter, value or None)], the rest);
+    a `+x` comes back as letter "+x". Raises OptionError. An argument that is not a string
+    (an array literal) ends the options."""
+    spec = OPTIONS[name] if spec is None else spec
+    plus = spec.startswith("+")
+    out = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if not isinstance(a, str) or len(a) < 2 or a[0] not in "-+" or a[0] == "+" and not plus:
+            break
+        if a == "--":
+            return out, args[i + 1:]
+        j = 1
+        while j < len(a):
+            ch = a[j]
+            k = spec.find(ch)
+            if ch in "+:" or k < 0:
+                raise OptionError(_bad_option(name, ch, spec), i)
+            if spec[k + 1:k + 2] == ":":
+                if a[0] == "+":
+                    raise OptionError(_bad_option(name, ch, spec), i)
+                if j + 1 < len(a):
+                    out.append((ch, a[j + 1:]))
+                elif i + 1 < len(args) and isinstance(args[i + 1], str):
+                    i += 1
+                    out.append((ch, args[i]))
+                else:
+                    raise OptionError(f"{name}: -{ch}: option requires an argument", i)
+                break
+            out.append((ch if a[0] == "-" else "+" + ch, None))
+            j += 1
+        i += 1
+    return out, args[i:]
+
+
+def _bad_option(name: str, ch: str, spec: str) -> str:
+    hint = LACKING.get((name, ch))
+    if hint:
+        return f"{name}: -{ch}: not supported in fm: {hint}"
+    letters = " ".join("-" + c for c in spec if c not in "+:")
+    takes = f"{name} takes {letters}" if letters else f"{name} takes no options"
+    return f"{name}: -{ch}: invalid option (fm's {takes})"
+
+
+def trap_problem(action, names: list) -> str | None:
+    """Why `trap ACTION NAME...` cannot run in fm, or None."""
+    for n in names:
+        key = n.upper()
+        if key not in TRAP_SIGNALS:
+            return f"trap: `{n}`: not supported in fm: {TRAP_HINT}"
+        if action == "" and TRAP_SIGNALS[key] in ("INT", "TERM"):
+            return (f"trap: `{n}`: fm cannot ignore a cancellation; clean up in a "
+                    "`finally` block or a trap that runs commands")
+    return None
+
+
+def action_problem(text: str) -> str | None:
+    """Why the text of a trap cannot run (a syntax error in it), or None."""
+    from flowmetal.errors import ParseError
+    from flowmetal.lang import parse
+    try:
+        parse(text, "trap")
+    except ParseError as e:
+        return f"trap: {e.filename}:{e.line}:{e.col}: {e.message}"
+    return None
+
+
+def shopt_problem(flag: str, name: str) -> str | None:
+    """Why `shopt -s|-u NAME` cannot run in fm, or None."""
+    if name not in SHOPT:
+        return f"shopt: {name}: invalid shell option name"
+    if SHOPT[name] == (flag == "s"):
+        return None
+    now = "on" if SHOPT[name] else "off"
+    hint = SHOPT_HINT.get(name)
+    return f"shopt: -{flag} {name}: fm cannot change `{name}` (it is always {now})" + \
+        (f": {hint}" if hint else "")
+
+
+def set_problem(flag: str) -> str | None:
+    """Why `set -X` / `set +X` cannot run in fm, or None (a plain letter: on; `+X`: off)."""
+    ch = flag[-1]
+    if ch in SET_FLAGS_LACKING and not (flag[0] == "+"):
+        return f"set: -{ch}: not supported in fm: {SET_FLAGS_LACKING[ch]}"
+    if ch == "B" and flag[0] == "+":
+        return "set: +B: fm always does brace expansion; quote the braces instead"
+    if ch == "E" and flag[0] == "+":
+        return "set: +E: fm's ERR trap always applies inside functions (as with -E)"
+    if ch not in SET_FLAGS_IGNORED and ch not in SET_FLAGS_LACKING and ch not in SET_FLAGS:
+        return f"set: {flag[0]}{ch}: invalid option"
+    return None
+
+
+SET_FLAGS = "eufx"
+"""`set` flags fm has: errexit, nounset, noglob, xtrace."""
+
+SET_LONG: dict[str, str | None] = {
+    "errexit": "e", "nounset": "u", "noglob": "f", "xtrace": "x", "pipefail": "pipefail",
+    "errtrace": "E", "braceexpand": "B", "hashall": "h", "monitor": "m", "notify": "b",
+    "histexpand": "H", "verbose": "v", "noclobber": "C", "noexec": "n", "allexport": "a",
+    "keyword": "k", "onecmd": "t", "functrace": "T", "physical": "P", "emacs": None,
+    "vi": None, "history": None, "ignoreeof": None, "interactive-comments": None,
+    "nolog": None, "privileged": None, "posix": "posix",
+}
+"""`set -o NAME`: the flag each name stands for (None: interactive, accepted without effect)."""
+
+
+def set_long_problem(on: bool, name: str) -> str | None:
+    """Why `set -o NAME` (`+o` when not `on`) cannot run in fm, or None."""
+    if name not in SET_LONG:
+        return f"set: {name}: invalid option name"
+    flag = SET_LONG[name]
+    if flag == "posix":
+        return "set: -o posix: fm is not a POSIX shell; its strict mode is its default" \
+            if on else None
+    if flag is None or flag == "pipefail":
+        return None
+    return set_problem(("-" if on else "+") + flag)
+
+
+# -- the static check -------------------------------------------------------------------------
+def check_program(program: A.Program, src) -> None:
+    """Raise the ParseError (made by `src.error`) for the first use of a bash builtin, option,
+    trap or shell option that fm cannot run, when it is written literally."""
+    funcs = set()
+    commands = []
+    _collect(program, funcs, commands)
+    for cmd in commands:
+        problem = command_problem(_literal_words(cmd.words), funcs)
+        if problem is not None:
+            message, k = problem
+            span = cmd.words[min(k, len(cmd.words) - 1)].span
+            raise src.error(message, span.start, span.end)
+
+
+_LEAVES = frozenset((A.Span, A.Lit, A.SQ, A.Tilde, A.BraceSeq, str, int, bool, type(None)))
+"""What holds no command: the walk does not look inside."""
+
+
+def _collect(program, funcs: set, commands: list):
+    """The function names defined anywhere in `program`, and its simple commands with words
+    (in `$(...)` too), in source order."""
+    stack = [program]
+    while stack:
+        obj = stack.pop()
+        t = type(obj)
+        if t is tuple or t is list:
+            stack.extend(o for o in obj if type(o) not in _LEAVES)
+            continue
+        if t is A.FunctionDef:
+            funcs.add(obj.name)
+        elif t is A.SimpleCommand and obj.words:
+            commands.append(obj)
+        for name in fields(obj):
+            v = getattr(obj, name)
+            if type(v) not in _LEAVES:
+                stack.append(v)
+    commands.sort(key=lambda c: c.span.start)
+
+
+def _literal_words(words) -> list:
+    """The text of each word up to the first that is not plain text (None marks it)."""
+    out = []
+    for w in words:
+        text = []
+        for part in w.parts:
+            if type(part) is A.SQ or type(part) is A.Lit:
+                text.append(part.text)
+            elif type(part) is A.DQ and all(type(q) is A.Lit for q in part.parts):
+                text.extend(q.text for q in part.parts)
+            else:
+                out.append(None)
+                return out
+        out.append("".join(text))
+    return out
+
+
+def command_problem(argv: list, funcs=()) -> tuple | None:
+    """(message, index of the word to point at) when the command `argv` (plain strings, a
+    None where the text is only known at run time) cannot run in fm; else None."""
+    k = 0
+    while k < len(argv) and argv[k] in ("command", "builtin"):
+        k += 1
+    if k >= len(argv) or argv[k] is None:
+        return None
+    name = argv[k]
+    if name in funcs and k == 0:
+        return None
+    if name in UNSUPPORTED:
+        return unsupported(name), k
+    if name not in OPTIONS and name != "set":
+        return None
+    args = argv[k + 1:]
+    if None in args:
+        args = args[:args.index(None)]
+    try:
+        if name == "set":
+            return _set_problem(args, k)
+        opts, rest = parse_options(name, args)
+    except OptionError as e:
+        return e.message, k + 1 + e.index
+    problem = _operand_problem(name, opts, rest, len(argv) - k - 1 > len(args))
+    if problem is None:
+        return None
+    return problem[0], k + 1 + len(args) - len(rest) + problem[1]
+
+
+def _set_problem(args: list, k: int):
+    long = None
+    for i, a in enumerate(args):
+        if long is not None:
+            message, long = set_long_problem(long, a), None
+        elif a in ("--", "-") or a[:1] not in "-+":
+            return None
+        else:
+            message = next(filter(None, (set_problem(a[0] + ch) for ch in a[1:] if ch != "o")),
+                           None)
+            long = a[0] == "-" if "o" in a[1:] else None
+        if message:
+            return message, k + 1 + i
+    return None
+
+
+def _operand_problem(name: str, opts: list, rest: list, more: bool):
+    """(message, index in `rest`) for a problem in the operands of trap and shopt (the known
+    part of them), or None."""
+    flags = {o for o, _ in opts}
+    if name == "trap" and not flags and rest:
+        if len(rest) == 1 and not more:
+            checks = [(0, trap_problem(None, rest))]          # `trap SIG`: reset it
+        else:
+            action = None if rest[0] == "-" else rest[0]
+            checks = [(i, trap_problem(action, [n])) for i, n in enumerate(rest) if i]
+            checks.append((0, action and action_problem(action)))
+    elif name == "shopt" and "o" not in flags:
+        flag = "s" if "s" in flags else "u" if "u" in flags else None
+        checks = [(i, shopt_problem(flag, n) if flag else
+                   None if n in SHOPT else f"shopt: {n}: invalid shell option name")
+                  for i, n in enumerate(rest)]
+    else:
+        return None
+    return next(((m, i) for i, m in checks if m), None)
