@@ -25,7 +25,8 @@ class Journal:
     discarded: int  # bytes of torn tail that open() cut off (0 when there was none)
 
     def __init__(self, path: Path, fd: int, *, fsync: bool, next_seq: int, size: int,
-                 first_raw: bytes, snap_off: int | None, snap_seq: int | None):
+                 first_raw: bytes, snap_off: int | None, snap_seq: int | None,
+                 strict: bool = True):
         """Internal: use Journal.create or Journal.open."""
         self.path = path
         self.fsync = fsync
@@ -36,6 +37,7 @@ class Journal:
         self._first_raw = first_raw
         self._snap_off = snap_off
         self._snap_seq = snap_seq
+        self._strict = strict        # every record must carry a checksum (format 2 on)
         self._tail_cache = None      # open() already parsed the tail; the first tail() reuses it
         self._broken: str | None = None
         # Durable branches may append from several threads: seq order must equal file order.
@@ -88,7 +90,7 @@ class Journal:
             os.close(fd)
             raise
         j = cls(path, fd, fsync=fsync, next_seq=sc.count, size=sc.good_end, first_raw=sc.first_raw,
-                snap_off=sc.snap_off, snap_seq=sc.snap_seq)
+                snap_off=sc.snap_off, snap_seq=sc.snap_seq, strict=sc.strict)
         j.discarded = size - sc.good_end
         j._tail_cache = (sc.good_end, sc.snapshot, sc.after)
         return j
@@ -141,7 +143,8 @@ class Journal:
             lines = pread_all(self._fd, self._size - off, off).split(b"\n")
             lines.pop()  # the empty piece after the final newline
             name = str(self.path)
-            recs = [decode(raw, seq0 + i, name, seq0 + i + 1) for i, raw in enumerate(lines)]
+            recs = [decode(raw, seq0 + i, name, seq0 + i + 1, self._strict)
+                    for i, raw in enumerate(lines)]
             if self._snap_off is None:
                 return None, recs
             return recs[0], recs[1:]

@@ -1,15 +1,14 @@
 """The job store: the state directory, job ids, finding a job by prefix, and each job's state."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from pathlib import Path
 
 from ..effects import EFFECTS
-from ..errors import JobNotFoundError, JournalError
-from ..journal import TERMINAL_KINDS, JobLock, read_records
+from ..errors import JobNotFoundError, JournalDamagedError, JournalError
+from ..journal import TERMINAL_KINDS, JobLock, read_first, read_last, read_records
 from ..records import record
 
 JOURNAL = "journal.jsonl"
@@ -124,50 +123,14 @@ def find_job(prefix: str, home: Path | None = None) -> tuple[str, Path]:
 # ---- reading a journal's ends cheaply (for fm ps) ----
 
 def first_record(path: Path) -> dict:
-    """Record 0 (job.started), reading only the first line."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.readline()
-    except FileNotFoundError:
-        raise JournalError(f"{path}: no such journal") from None
-    try:
-        if not raw.endswith(b"\n"):
-            raise ValueError
-        rec = json.loads(raw)
-        if not isinstance(rec, dict) or rec.get("kind") != "job.started":
-            raise ValueError
-    except ValueError:
-        raise JournalError(f"{path}: no complete job.started record") from None
-    return rec
+    """Record 0 (job.started), reading only the first line (checked: JournalError if damaged)."""
+    return read_first(path)
 
 
 def last_record(path: Path, block: int = 8192) -> dict | None:
-    """The last complete record, found by reading backwards from the end of the file.
-
-    A final line without its newline, or one that is not JSON (being written, or torn by a
-    crash), is skipped as read_records skips it. None when there is no complete record.
-    """
-    with open(path, "rb") as f:
-        pos = f.seek(0, os.SEEK_END)
-        buf = b""
-        # Enough for the last two complete lines: three newlines, or the start of the file.
-        while pos > 0 and buf.count(b"\n") < 3:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + buf
-            block *= 2  # snapshots can be long lines: widen the reads
-    lines = buf.split(b"\n")
-    lines.pop()  # "" after the final newline, or a final line still being written
-    if pos > 0:
-        lines.pop(0)  # may be the cut-off end of an earlier line
-    for raw in reversed(lines[-2:]):
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue  # only the final line may be torn; the one before is then the last
-        return rec if isinstance(rec, dict) else None
-    return None
+    """The last complete record, reading backwards from the end (checked: JournalError if
+    damaged); a torn final line is skipped. None when there is no complete record."""
+    return read_last(path, block)
 
 
 @record
@@ -181,8 +144,9 @@ class JobInfo:
     """The name part of the id (script stem or --name)."""
 
     state: str
-    """running, sleeping (a live runner waits on a timer), done, failed, cancelled or orphaned
-    (waiting comes with the daemon)."""
+    """running, sleeping (a live runner waits on a timer), done, failed, cancelled, orphaned
+    or damaged (a record it read fails its check: `fm log` names the line); waiting comes with
+    the daemon."""
 
     since: str | None
     """RFC 3339 time of the job's last record: when it entered its current state."""
@@ -224,14 +188,17 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
     """A job's state from the first and last lines of its journal and its lock."""
     path = job_dir / JOURNAL
     name = job_id.rsplit("-", 1)[0]
+    damaged = False
     try:
         first = first_record(path)
         last = last_record(path) or first
-    except (JournalError, OSError):
-        first, last = None, None
+    except (JournalError, OSError) as e:
+        first, last, damaged = None, None, isinstance(e, JournalDamagedError)
     pid = JobLock.holder(job_dir)
     status = None
-    if last is not None and last.get("kind") in TERMINAL_KINDS:
+    if damaged:
+        state = "damaged"
+    elif last is not None and last.get("kind") in TERMINAL_KINDS:
         state = _STATE_OF_KIND[last["kind"]]
         status = last.get("status")
     elif pid is not None:
@@ -240,7 +207,10 @@ def job_info(job_id: str, job_dir: Path) -> JobInfo:
         state = "orphaned"
     waiting_on = None
     if state in ("running", "orphaned"):
-        waiting_on, asleep = _waiting_on(path)
+        try:
+            waiting_on, asleep = _waiting_on(path)
+        except JournalDamagedError:
+            waiting_on, asleep, state = None, False, "damaged"
         if asleep and state == "running":
             state = "sleeping"
     step = last.get("step") if last else None
@@ -273,6 +243,8 @@ def _waiting_on(path: Path) -> tuple[str | None, bool]:
                 flight.clear()
             elif kind == "main.ended":
                 main_ended = rec
+    except JournalDamagedError:
+        raise
     except (JournalError, OSError):
         return None, False
     wakes = [_timer_of(req) for req in flight.values()]
@@ -391,8 +363,8 @@ def prune_jobs(older_than: float, home: Path | None = None) -> int:
             if ts < cutoff:
                 shutil.rmtree(job_dir)
                 removed += 1
-        except (OSError, ValueError, KeyError):
-            continue
+        except (OSError, ValueError, KeyError, JournalError):
+            continue  # a damaged journal is never pruned
         finally:
             lock.release()
     return removed

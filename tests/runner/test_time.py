@@ -15,7 +15,7 @@ import types
 import pytest
 
 from flowmetal.connectors import Term
-from flowmetal.journal import Journal, read_records
+from flowmetal.journal import Journal, codec, read_records
 from flowmetal.runner import jobs
 from flowmetal.runner import run as runner
 from flowmetal.runner.config import Config, HttpConfig, RetryConfig
@@ -378,14 +378,12 @@ def test_ps_shows_an_orphaned_sleeping_job(machine, home, tmp_path):
     until = 1795874703.25
     recs[-1]["req"] = {"op": "sleep", "until": until, "why": "sleep 1m",
                        "deadline": until + 60}
-    (job_dir / jobs.JOURNAL).write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
-                                                 for r in recs))
+    (job_dir / jobs.JOURNAL).write_bytes(b"".join(codec.reseal(r) for r in recs))
     info = jobs.job_info(job_id, job_dir)
     assert info.state == "orphaned" and info.pid is None
     assert info.waiting_on == "timer until 2026-11-28T14:05:03Z"
     recs[-1]["req"]["deadline"] = until - 3600  # the deadline comes first: it wakes then
-    (job_dir / jobs.JOURNAL).write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
-                                                 for r in recs))
+    (job_dir / jobs.JOURNAL).write_bytes(b"".join(codec.reseal(r) for r in recs))
     assert jobs.job_info(job_id, job_dir).waiting_on == "timer until 2026-11-28T13:05:03Z"
     row = json.loads(_fm("ps", "--json", home=home).stdout)
     assert row["state"] == "orphaned" and row["waiting_on"] == "timer until 2026-11-28T13:05:03Z"
