@@ -260,6 +260,13 @@ def test_sleep_with_fake_time(machine, home, tmp_path, monkeypatch):
                      r"  -> woke$", lines[3]), lines[3]
 
 
+def test_fm_log_of_a_kind_it_does_not_know_shows_its_fields_not_the_checksum():
+    rec = json.loads(codec.encode(7, "future.thing", {"step": 3, "what": "x"}, ts="T"))
+    assert "crc" in rec
+    (line,) = history_lines([rec])
+    assert line.endswith("future.thing  {'step': 3, 'what': 'x'}"), line
+
+
 def test_interrupted_sleep_resumes_for_the_time_left(machine, home, tmp_path):
     # The runner died during a 4 s sleep that began 3 s ago: the re-run waits ~1 s, not 4
     # (times scaled so a busy 2-core machine cannot flake the bound).
