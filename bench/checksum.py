@@ -8,13 +8,16 @@ Run from the repository root, after `.venv/bin/python -m compileall -q flowmetal
 process. `loop` extracts REV (default: where this branch left main, `git merge-base main HEAD`)
 with `git archive` into a temporary directory,
 byte-compiles it, and times `fm loop.fm` there and here in turn, best of N (default 5).
-Nothing here is asserted (speed is measured, not tested); the target is <= 3% on the loop.
+Nothing here is asserted (speed is measured, not tested); the target is <= 3% on the loop. On a
+shared machine one `fm loop.fm` varies by more than that from run to run: use many runs
+(--runs 15), and read the codec figures (what is added per record; two records per effect).
 """
 from __future__ import annotations
 
 import argparse
 import compileall
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +140,8 @@ def bench_loop(rev: str, runs: int) -> None:
     print(f"loop /bin/true x{N}, best of {runs}: {rev} {b:.3f}s ({sizes[rev]} journal bytes)  "
           f"this tree {t:.3f}s ({sizes['this tree']} bytes)  change {100 * (t / b - 1):+.1f}%"
           "  (target <= +3%)")
+    mb, mt = statistics.median(times[rev]), statistics.median(times["this tree"])
+    print(f"  median: {rev} {mb:.3f}s  this tree {mt:.3f}s  change {100 * (mt / mb - 1):+.1f}%")
     print("  all runs: " + "; ".join(f"{k}: " + " ".join(f"{x:.3f}" for x in v)
                                      for k, v in times.items()))
 
