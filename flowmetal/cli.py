@@ -224,8 +224,9 @@ def cmd_run(args) -> int:
 def cmd_ps(args) -> int:
     """List jobs (unfinished ones unless -a).
 
-    Columns: id, name, state (running, sleeping, orphaned, done, failed, cancelled), since (when it
-    entered that state), steps (the machine's step count) and what it is waiting on.
+    Columns: id, name, state (running, sleeping, orphaned, done, failed, cancelled, or damaged:
+    its journal fails a check, `fm log` names the line), since (when it entered that state),
+    steps (the machine's step count) and what it is waiting on.
     `--json` prints one object per line with at least id, name, state, since (RFC 3339),
     waiting_on (null when not waiting) and steps.
     """

@@ -40,6 +40,18 @@ class JournalError(FlowmetalError):
     """A journal that cannot be read: corruption before the tail, a bad first record."""
 
 
+class JournalDamagedError(JournalError):
+    """A journal line that was changed after it was written, or lost (G6): it is never repaired
+    or skipped, and the job cannot be resumed safely."""
+
+    def __init__(self, path: str, line: int | None, why: str):
+        where = f"{path}:{line}:" if line is not None else f"{path}: near its end:"
+        super().__init__(f"{where} damaged record ({why}); the job cannot be resumed safely")
+        self.path = path
+        self.line = line
+        self.why = why
+
+
 class JobLockedError(FlowmetalError):
     """Another process is running this job (G7)."""
 

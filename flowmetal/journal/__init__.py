@@ -5,11 +5,11 @@ from __future__ import annotations
 from .codec import FORMAT, TERMINAL_KINDS
 from .jobstore import JobStore, Lease
 from .lock import JobLock
-from .reader import follow, read_records
+from .reader import follow, read_first, read_last, read_records
 from .store import Journal
 
 __all__ = ["FORMAT", "TERMINAL_KINDS", "JobLock", "JobStore", "Journal", "Lease", "follow",
-           "open_store", "read_records"]
+           "open_store", "read_first", "read_last", "read_records"]
 
 
 def open_store(home=None) -> JobStore:

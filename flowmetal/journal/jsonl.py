@@ -19,7 +19,7 @@ from . import content
 from ._fs import fsync_dir, fsync_fd
 from .jobstore import JOB_ID_RE, JobStore, Lease
 from .lock import JobLock
-from .reader import follow, open_journal, read_records
+from .reader import follow, open_journal, read_first, read_last, read_records
 from .store import Journal
 
 JOURNAL = "journal.jsonl"
@@ -305,47 +305,13 @@ def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
 
 
 def first_record(path: Path) -> dict:
-    """Record 0 (job.started), reading only the first line."""
-    with os.fdopen(open_journal(path), "rb") as f:
-        raw = f.readline()
-    try:
-        if not raw.endswith(b"\n"):
-            raise ValueError
-        rec = json.loads(raw)
-        if not isinstance(rec, dict) or rec.get("kind") != "job.started":
-            raise ValueError
-    except ValueError:
-        raise JournalError(f"{path}: no complete job.started record") from None
-    return rec
+    """Record 0 (job.started), reading only the first line (checked)."""
+    return read_first(path)
 
 
 def last_record(path: Path, block: int = 8192) -> dict | None:
-    """The last complete record, found by reading backwards from the end of the file.
-
-    A final line without its newline, or one that is not JSON (being written, or torn by a
-    crash), is skipped as read_records skips it. None when there is no complete record.
-    """
-    with os.fdopen(open_journal(path), "rb") as f:
-        pos = f.seek(0, os.SEEK_END)
-        buf = b""
-        # Enough for the last two complete lines: three newlines, or the start of the file.
-        while pos > 0 and buf.count(b"\n") < 3:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + buf
-            block *= 2  # snapshots can be long lines: widen the reads
-    lines = buf.split(b"\n")
-    lines.pop()  # "" after the final newline, or a final line still being written
-    if pos > 0:
-        lines.pop(0)  # may be the cut-off end of an earlier line
-    for raw in reversed(lines[-2:]):
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue  # only the final line may be torn; the one before is then the last
-        return rec if isinstance(rec, dict) else None
-    return None
+    """The last complete record, reading backwards from the end (checked); None if none."""
+    return read_last(path, block)
 
 
 def _rmtree(path: Path, **kw) -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from ..errors import JournalError
 from ..records import record
 from ._fs import pread_all
-from .codec import FORMAT, HEADER_RE, decode, loads
+from .codec import (
+    FORMAT,
+    HEADER_RE,
+    checksum_ok,
+    decode,
+    decode_first,
+    has_checksum,
+    lost_newline,
+    lost_newline_error,
+    torn_candidate,
+)
 
 BLOCK = 64 * 1024  # the first read from the end; each further read is twice as long
 _SNAPSHOT = b'"kind":"snapshot"'
@@ -21,6 +31,7 @@ class Scan:
     snap_seq: int | None
     snapshot: dict | None       # the last snapshot, parsed
     after: list[dict]           # every record after it (all records when there is no snapshot)
+    strict: bool                # whether every record must carry a checksum (format 2 on)
 
 
 class _Window:
@@ -60,40 +71,50 @@ def recover(fd: int, size: int, name: str) -> Scan:
     """Find a journal's torn tail and last snapshot reading backwards from its end; check the
     records from that snapshot on (all of them without one). Raise JournalError for damage."""
     w = _Window(fd, size)
-    end = _good_end(w, size)
-    if end == 0:
+    first_raw = _first_line(w)
+    if first_raw is None:
+        if lost_newline(w.slice(0, size)):
+            raise lost_newline_error(name, 1)
         raise JournalError(f"{name}: no complete job.started record "
                            "(the job was interrupted while it was being created)")
-    snap = _last_snapshot(w, end)
-    snap_off, seq0 = snap or (0, 0)
-    lines = w.slice(snap_off, end).split(b"\n")
-    lines.pop()  # the empty piece after the final newline
-    # Record seq is on line seq + 1: the snapshot's seq gives the line numbers after it, without
-    # reading (and counting the lines of) the history before it.
-    recs = [decode(raw, seq0 + i, name, seq0 + i + 1) for i, raw in enumerate(lines)]
-    first_raw = _first_line(w)
-    first = recs[0] if snap is None else decode(first_raw, 0, name, 1)
+    # Line 1 first: its format says whether every record must carry a checksum.
+    first, strict = decode_first(first_raw, name)
     fmt = first.get("format")
     if isinstance(fmt, int) and fmt > FORMAT:
         raise JournalError(f"{name}: written by a newer fm (journal format {fmt}; this fm reads "
                            f"up to {FORMAT}); resume it with that version")
-    count = seq0 + len(recs)
+    end, stray = _good_end(w, size, strict)
+    snap = _last_snapshot(w, end, strict)
     if snap is None:
-        return Scan(end, count, first_raw, None, None, None, recs)
-    return Scan(end, count, first_raw, snap_off, seq0, recs[0], recs[1:])
+        (snap_off, seq0), recs = (len(first_raw) + 1, 1), [first]
+    else:
+        (snap_off, seq0), recs = snap, []
+    lines = w.slice(snap_off, end).split(b"\n")
+    lines.pop()  # the empty piece after the final newline
+    # Record seq is on line seq + 1: the snapshot's seq gives the line numbers after it, without
+    # reading (and counting the lines of) the history before it.
+    recs += [decode(raw, seq0 + i, name, seq0 + i + 1, strict) for i, raw in enumerate(lines)]
+    count = seq0 + len(lines)
+    if stray:
+        raise lost_newline_error(name, count + 1)
+    if snap is None:
+        return Scan(end, count, first_raw, None, None, None, recs, strict)
+    return Scan(end, count, first_raw, snap_off, seq0, recs[0], recs[1:], strict)
 
 
-def _good_end(w: _Window, size: int) -> int:
-    """Where the good prefix ends: a final line without its newline, or not valid JSON, is torn."""
+def _good_end(w: _Window, size: int, strict: bool) -> tuple[int, bool]:
+    """Where the good prefix ends, and whether the final line is a whole record whose newline is
+    damaged. A final line without its newline is torn; in a format 1 journal, so is a final line
+    that is not JSON."""
     nl = w.last_newline(size)
-    if nl < 0 or nl < size - 1:
-        return nl + 1
+    if nl < size - 1:
+        return nl + 1, lost_newline(w.slice(nl + 1, size))
     start = w.last_newline(nl) + 1
     # Only the final line may be torn: damage followed by more lines is reported, never dropped.
-    return size if loads(w.slice(start, nl)) is not None else start
+    return (start if start > 0 and torn_candidate(w.slice(start, nl), strict) else size), False
 
 
-def _last_snapshot(w: _Window, end: int) -> tuple[int, int] | None:
+def _last_snapshot(w: _Window, end: int, strict: bool) -> tuple[int, int] | None:
     """(byte offset, seq) of the last snapshot line before offset `end`, searching backwards."""
     stop = end
     while True:
@@ -107,13 +128,23 @@ def _last_snapshot(w: _Window, end: int) -> tuple[int, int] | None:
         # The text may also occur nested inside some record's value: trust only a line's own header.
         start = w.last_newline(w.off + i) + 1
         m = HEADER_RE.match(w.data, start - w.off)
-        if m is not None and m.group(2) == b"snapshot":
+        if m is not None and m.group(2) == b"snapshot" and _intact(w, start, strict):
             return start, int(m.group(1))
         stop = start  # no snapshot starts on this line
 
 
-def _first_line(w: _Window) -> bytes:
-    """The job.started line without its newline, read from the file's start."""
+def _intact(w: _Window, start: int, strict: bool) -> bool:
+    """Whether the line at `start` may be trusted to number the lines after it: its checksum is
+    right (format 2 on). A damaged snapshot line is then found by decoding from an earlier one."""
+    if not strict:
+        return True
+    raw = w.slice(start, w.data.index(b"\n", start - w.off) + w.off)
+    return has_checksum(raw) and checksum_ok(raw)
+
+
+def _first_line(w: _Window) -> bytes | None:
+    """The job.started line without its newline, read from the file's start; None when the file
+    has no newline at all."""
     n = BLOCK
     while n < w.off:
         head = pread_all(w.fd, n, 0)
@@ -121,6 +152,8 @@ def _first_line(w: _Window) -> bytes:
         if i >= 0:
             return head[:i]
         n *= 2
-    # The line reaches into the window, which holds at least the newline ending the last record.
+    # The line reaches into the window, or the window is yet to be read: read up to its start.
     head = pread_all(w.fd, w.off, 0) + w.data
-    return head[:head.index(b"\n")]
+    i = head.find(b"\n")
+    w.data, w.off = head, 0  # the whole file, read already: the window need not read it again
+    return head[:i] if i >= 0 else None

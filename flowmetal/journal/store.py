@@ -27,7 +27,7 @@ class Journal:
 
     def __init__(self, path: Path, fd: int, *, fsync: bool, next_seq: int, size: int,
                  first_raw: bytes, snap_off: int | None, snap_seq: int | None,
-                 content_dir: Path | None = None):
+                 content_dir: Path | None = None, strict: bool = True):
         """Internal: use Journal.create or Journal.open."""
         self.path = path
         self.fsync = fsync
@@ -40,6 +40,7 @@ class Journal:
         self._first_raw = first_raw
         self._snap_off = snap_off
         self._snap_seq = snap_seq
+        self._strict = strict        # every record must carry a checksum (format 2 on)
         self._tail_cache = None      # open() already parsed the tail; the first tail() reuses it
         self._broken: str | None = None
         # Durable branches may append from several threads: seq order must equal file order.
@@ -98,7 +99,8 @@ class Journal:
             os.close(fd)
             raise
         j = cls(path, fd, fsync=fsync, next_seq=sc.count, size=sc.good_end, first_raw=sc.first_raw,
-                snap_off=sc.snap_off, snap_seq=sc.snap_seq, content_dir=content_dir)
+                snap_off=sc.snap_off, snap_seq=sc.snap_seq, content_dir=content_dir,
+                strict=sc.strict)
         j.discarded = size - sc.good_end
         j._tail_cache = (sc.good_end, sc.snapshot, sc.after)
         return j
@@ -156,7 +158,8 @@ class Journal:
             lines = pread_all(self._fd, self._size - off, off).split(b"\n")
             lines.pop()  # the empty piece after the final newline
             name = str(self.path)
-            recs = [decode(raw, seq0 + i, name, seq0 + i + 1) for i, raw in enumerate(lines)]
+            recs = [decode(raw, seq0 + i, name, seq0 + i + 1, self._strict)
+                    for i, raw in enumerate(lines)]
             if self._snap_off is None:
                 return None, recs
             return recs[0], recs[1:]

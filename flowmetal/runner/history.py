@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
 from ..effects import EFFECTS
+from ..journal.codec import RESERVED
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _MAX_WIDTH = 100
@@ -260,7 +261,7 @@ def _event_line(rec: dict, kind) -> Iterator[str]:
         yield _line(rec, rec.get("step"), f"job.failed  status {rec.get('status', '?')}: "
                                           f"{_clip(str(msg), 80)}")
     else:
-        fields = {k: v for k, v in rec.items() if k not in ("seq", "ts", "kind")}
+        fields = {k: v for k, v in rec.items() if k not in RESERVED}  # the header, the crc
         yield _line(rec, rec.get("step"), f"{kind}  {_clip(str(fields), 80)}")
 
 

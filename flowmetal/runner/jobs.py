@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..effects import EFFECTS
-from ..errors import FlowmetalError, JobLockedError, JournalError
+from ..errors import FlowmetalError, JobLockedError, JournalDamagedError, JournalError
 from ..journal import TERMINAL_KINDS, JobStore
 from ..records import record
 
@@ -19,8 +19,9 @@ class JobInfo:
     """The name part of the id (script stem or --name)."""
 
     state: str
-    """running, sleeping (a live runner waits on a timer), done, failed, cancelled or orphaned
-    (waiting comes with the daemon)."""
+    """running, sleeping (a live runner waits on a timer), done, failed, cancelled, orphaned
+    or damaged (a record it read fails its check: `fm log` names the line); waiting comes with
+    the daemon."""
 
     since: str | None
     """RFC 3339 time of the job's last record: when it entered its current state."""
@@ -64,14 +65,17 @@ _STATE_OF_KIND = {"job.finished": "done", "job.failed": "failed", "job.cancelled
 def job_info(store: JobStore, job_id: str) -> JobInfo:
     """A job's state from the first and last records of its journal and its lease."""
     name = job_id.rsplit("-", 1)[0]
+    damaged = False
     try:
         first = store.head(job_id)
         last = store.last(job_id) or first
-    except (JournalError, OSError):
-        first, last = None, None
+    except (JournalError, OSError) as e:
+        first, last, damaged = None, None, isinstance(e, JournalDamagedError)
     pid = store.holder(job_id)
     status = None
-    if last is not None and last.get("kind") in TERMINAL_KINDS:
+    if damaged:
+        state = "damaged"
+    elif last is not None and last.get("kind") in TERMINAL_KINDS:
         state = _STATE_OF_KIND[last["kind"]]
         status = last.get("status")
     elif pid is not None:
@@ -80,7 +84,10 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
         state = "orphaned"
     waiting_on = None
     if state in ("running", "orphaned"):
-        waiting_on, asleep = _waiting_on(store, job_id)
+        try:
+            waiting_on, asleep = _waiting_on(store, job_id)
+        except JournalDamagedError:
+            waiting_on, asleep, state = None, False, "damaged"
         if asleep and state == "running":
             state = "sleeping"
     step = last.get("step") if last else None
@@ -98,6 +105,8 @@ def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, bool]:
     only sleeps). A job whose main code has ended waits for its branches."""
     try:
         flight, waiting = in_flight(store, job_id)
+    except JournalDamagedError:
+        raise
     except (JournalError, OSError):
         return None, False
     wakes = [_timer_of(req) for req in flight.values()]

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from flowmetal.errors import JournalError
+from flowmetal.errors import JournalDamagedError, JournalError
+from flowmetal.journal import FORMAT, codec
 from flowmetal.journal.jobstore import LARGE, new_job_id
 from flowmetal.journal.jsonl import JOURNAL, JsonlStore, first_record, last_record
 from flowmetal.statedir import StateDirError, state_dir
@@ -182,36 +183,78 @@ def test_fm_home_under_a_file_is_a_clear_error(tmp_path):
 
 # ---- reading the ends of a journal ----
 
-def write_lines(path, *lines, tail=b""):
-    path.write_bytes(b"".join(json.dumps(l).encode() + b"\n" for l in lines) + tail)
+def write_lines(path, *kinds, tail=b"", fmt=FORMAT, x=""):
+    """A journal of records of these kinds (job.started first, of format `fmt`: checksummed
+    from format 2 on), the last one padded with `x`, then `tail`."""
+    out = []
+    for seq, kind in enumerate(kinds):
+        fields = {"format": fmt} if seq == 0 else {}
+        if x and seq == len(kinds) - 1:
+            fields["x"] = x
+        line = codec.encode(seq, kind, fields)
+        out.append(line if fmt >= 2 else codec.unseal(line[:-1]) + b"\n")
+    path.write_bytes(b"".join(out) + tail)
 
 
-def test_last_record(tmp_path):
+@pytest.mark.parametrize("fmt", [1, FORMAT])
+def test_last_record(tmp_path, fmt):
     p = tmp_path / "j"
-    write_lines(p, {"kind": "a"}, {"kind": "b"})
+    write_lines(p, "job.started", "b", fmt=fmt)
     assert last_record(p)["kind"] == "b"
 
 
-def test_last_record_skips_a_torn_tail(tmp_path):
+@pytest.mark.parametrize("fmt", [1, FORMAT])
+def test_last_record_skips_a_torn_tail(tmp_path, fmt):
     p = tmp_path / "j"
-    write_lines(p, {"kind": "a"}, {"kind": "b"}, tail=b'{"kind": "c", "x')
+    write_lines(p, "job.started", "b", tail=b'{"kind": "c", "x', fmt=fmt)
     assert last_record(p)["kind"] == "b"
-    write_lines(p, {"kind": "a"}, {"kind": "b"}, tail=b'\0\0\0\n')  # zeroes after power loss
+
+
+def test_a_complete_bad_last_line_is_torn_only_in_format_1(tmp_path):
+    p = tmp_path / "j"
+    write_lines(p, "job.started", "b", tail=b"\0\0\0\n", fmt=1)  # zeroes after power loss
     assert last_record(p)["kind"] == "b"
+    # From format 2 on a line with its newline was written whole: a bad one is damage.
+    write_lines(p, "job.started", "b", tail=b"\0\0\0\n")
+    with pytest.raises(JournalDamagedError, match=r"j:3: damaged record \(invalid JSON\)"):
+        last_record(p)
+
+
+@pytest.mark.parametrize("at", [-2, -5, 20, 40])
+def test_last_record_checks_the_checksum(tmp_path, at):
+    p = tmp_path / "j"
+    write_lines(p, "job.started", "b", "c")
+    data = bytearray(p.read_bytes())
+    data[at] ^= 1
+    p.write_bytes(bytes(data))
+    line = 1 if at >= 0 else 3
+    with pytest.raises(JournalDamagedError, match=rf"j:{line}: damaged record"):
+        last_record(p) if at < 0 else first_record(p)
+
+
+def test_a_last_record_without_its_newline_is_damage(tmp_path):
+    # A torn write leaves a prefix of `record\n`; a whole record and a stray byte is a flip.
+    p = tmp_path / "j"
+    write_lines(p, "job.started", "b")
+    p.write_bytes(p.read_bytes()[:-1] + b"\x0b")
+    with pytest.raises(JournalDamagedError, match=r"j:2: damaged record \(a whole record whose"):
+        last_record(p)
+    p.write_bytes(p.read_bytes()[:-1])  # the newline torn off: the record was not written whole
+    assert last_record(p)["kind"] == "job.started"
 
 
 def test_last_record_with_lines_longer_than_a_block(tmp_path):
     p = tmp_path / "j"
-    write_lines(p, {"kind": "a", "x": "y" * 50000}, {"kind": "b", "x": "z" * 30000})
+    write_lines(p, "job.started", "b", x="z" * 30000)
     assert last_record(p, block=100)["kind"] == "b"
-    write_lines(p, {"kind": "a", "x": "y" * 50000}, tail=b'{"partial"')
-    assert last_record(p, block=100)["kind"] == "a"
+    write_lines(p, "job.started", x="y" * 50000, tail=b'{"partial"')
+    assert last_record(p, block=100)["kind"] == "job.started"
 
 
 def test_last_record_of_a_single_line_and_of_nothing(tmp_path):
     p = tmp_path / "j"
-    write_lines(p, {"kind": "only"})
-    assert last_record(p)["kind"] == "only"
+    write_lines(p, "job.started")
+    assert last_record(p)["kind"] == "job.started"
     p.write_bytes(b"")
     assert last_record(p) is None
     p.write_bytes(b'{"kind": "half')

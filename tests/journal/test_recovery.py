@@ -34,13 +34,17 @@ def test_every_block_size_finds_the_same_tail(jpath, monkeypatch, block, snapsho
     recs = build(jpath, snapshots=snapshots)
     good = jpath.read_bytes()
     expected = (recs[20], recs[21:]) if snapshots else (None, recs)
-    for torn in (b"", b'{"seq":26,"ts', b"garbage\n", b"\n", b"x" * 500):
+    for torn in (b"", b'{"seq":26,"ts', b"garbage", b"x" * 500):
         jpath.write_bytes(good + torn)
         j = Journal.open(jpath, fsync=False)
         assert (j.next_seq, j.discarded) == (26, len(torn))
         assert j.first() == recs[0]
         assert j.tail() == expected
         j.close()
+    for bad in (b"garbage\n", b"\n"):  # a line with its newline was written whole: damage
+        jpath.write_bytes(good + bad)
+        with pytest.raises(JournalError, match=r":27: damaged record \(invalid JSON\)"):
+            Journal.open(jpath, fsync=False)
 
 
 @pytest.mark.parametrize("block", [1, 5, 64])

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from flowmetal.journal import codec
+
 from .helpers import ROOT, records
 
 # -- helpers --------------------------------------------------------------------------------
@@ -506,7 +508,7 @@ def test_a_divergent_job_of_another_layout_names_the_fm_that_started_it(w, h):
     recs = records(path)
     assert recs[1]["kind"] == "snapshot"
     recs[0]["source"] = recs[0]["source"].replace("echo two", "echo TWO")
-    path.write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in recs))
+    path.write_bytes(b"".join(codec.reseal(x) for x in recs))
     before = path.read_text()
     r = fm("resume", job, cwd=w, home=h, env={"FM_LAYOUT_SALT": "x"})
     assert r.returncode == 1

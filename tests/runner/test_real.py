@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from flowmetal.journal import open_store
+from flowmetal.journal import codec, open_store
 
 from .helpers import ROOT, kinds, only_job, records
 
@@ -142,7 +142,7 @@ def test_divergence_is_reported(script, home):
     recs = records(path)
     started = [r for r in recs if r["kind"] == "effect.started"]
     started[-1]["req"]["cwd"] = "/somewhere/else"
-    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
+    path.write_bytes(b"".join(codec.reseal(r) for r in recs))
     before = path.read_text()
     r = fm("resume", job_id, cwd=script)
     assert r.returncode == 1
@@ -239,16 +239,18 @@ def test_every_cut_of_the_last_line_resumes(script, home, tmp_path):
         got = lines(script / "counter")
         # the step whose completion was cut off ran again (at-least-once); the others once
         assert got == ["1", "2", "2", "3"], (cut, got)
-    for garbage in (b"\x00\x00\x00", b"not json\n", b'{"seq":9,"ts":"2026-'):
+    for garbage in (b"\x00\x00\x00", b'{"seq":9,"ts":"2026-'):
         path.write_bytes(data + garbage)
         (script / "counter").write_text(counter)
         r = fm("resume", job_id, cwd=script)
         assert r.returncode == 0, (garbage, r.stderr)
         assert lines(script / "counter") == ["1", "2", "3"], garbage
-    # a whole, parseable last line that is not the next record is damage, not a torn write
-    path.write_bytes(data + b'{"seq":99}\n')
-    r = fm("resume", job_id, cwd=script)
-    assert r.returncode == 1 and "damaged record" in r.stderr
+    # A final line with its newline was written whole: if it is not the next record, checksum
+    # and all, it is damage, not a torn write. So is a whole record that lost its newline.
+    for bad in (b'{"seq":99}\n', b"not json\n", data[last_start:-1] + b"x"):
+        path.write_bytes(data + bad if bad[-1:] == b"\n" else data[:last_start] + bad)
+        r = fm("resume", job_id, cwd=script)
+        assert r.returncode == 1 and "damaged record" in r.stderr, bad
 
 
 def test_damage_in_the_middle_is_reported_with_its_line(script, home):

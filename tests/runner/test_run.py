@@ -2,7 +2,6 @@
 journal write, torn tails, damage, two runners at once, divergence, Ctrl-C."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from flowmetal.connectors import Term
 from flowmetal.errors import JobLockedError, JournalError
-from flowmetal.journal import open_store
+from flowmetal.journal import FORMAT, codec, open_store
 from flowmetal.runner import run as runner
 from flowmetal.runner.config import Config
 
@@ -63,7 +62,7 @@ def test_a_job_runs_and_is_journaled(fake, work, home, monkeypatch):
     assert kinds(path) == ["job.started", "snapshot"] + ["effect.started", "effect.done"] * 4 + ["job.finished"]
     recs = records(path)
     first = recs[0]
-    assert first["format"] == 1 and first["name"] == "count" and first["filename"] == "count.fm"
+    assert first["format"] == FORMAT and first["name"] == "count" and first["filename"] == "count.fm"
     assert first["argv"] == ["count.fm", "3"] and first["source"] == "echo fake\n"
     assert first["cwd"] == str(work) and first["env"]["FM_HOME"] == str(home)
     snap = recs[1]
@@ -262,7 +261,7 @@ def test_divergence_is_loud(fake, work, home):
     assert recs[-1]["kind"] == "effect.started" and recs[-1]["step"] == 3
     # Pretend the program asked for something else when it ran: the replay must notice.
     recs[4]["req"]["stages"][0]["argv"][2] = "echo something else"
-    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
+    path.write_bytes(b"".join(codec.reseal(r) for r in recs))
     with pytest.raises(runner.DivergenceError, match="journal diverges from the program at step 2"):
         resume(home)
     p = fakefm("resume", job_id, cwd=work)
@@ -276,7 +275,7 @@ def test_divergence_of_a_result_without_start(fake, work, home):
     job_id, path = only_job(home)
     recs = records(path)
     recs[3]["step"] = 9  # an effect.done for a step that was never started
-    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
+    path.write_bytes(b"".join(codec.reseal(r) for r in recs))
     with pytest.raises(runner.DivergenceError, match="at step 9"):
         resume(home)
 

@@ -15,7 +15,7 @@ import types
 import pytest
 
 from flowmetal.connectors import Term
-from flowmetal.journal import open_store, read_records
+from flowmetal.journal import codec, open_store, read_records
 from flowmetal.journal.jobstore import new_job_id
 from flowmetal.runner import jobs
 from flowmetal.runner import run as runner
@@ -260,6 +260,13 @@ def test_sleep_with_fake_time(machine, home, tmp_path, monkeypatch):
                      r"  -> woke$", lines[3]), lines[3]
 
 
+def test_fm_log_of_a_kind_it_does_not_know_shows_its_fields_not_the_checksum():
+    rec = json.loads(codec.encode(7, "future.thing", {"step": 3, "what": "x"}, ts="T"))
+    assert "crc" in rec
+    (line,) = history_lines([rec])
+    assert line.endswith("future.thing  {'step': 3, 'what': 'x'}"), line
+
+
 def test_interrupted_sleep_resumes_for_the_time_left(machine, home, tmp_path):
     # The runner died during a 4 s sleep that began 3 s ago: the re-run waits ~1 s, not 4
     # (times scaled so a busy 2-core machine cannot flake the bound).
@@ -377,14 +384,12 @@ def test_ps_shows_an_orphaned_sleeping_job(machine, home, tmp_path):
     until = 1795874703.25
     recs[-1]["req"] = {"op": "sleep", "until": until, "why": "sleep 1m",
                        "deadline": until + 60}
-    (job_dir / "journal.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
-                                                 for r in recs))
+    (job_dir / "journal.jsonl").write_bytes(b"".join(codec.reseal(r) for r in recs))
     info = jobs.job_info(open_store(home), job_id)
     assert info.state == "orphaned" and info.pid is None
     assert info.waiting_on == "timer until 2026-11-28T14:05:03Z"
     recs[-1]["req"]["deadline"] = until - 3600  # the deadline comes first: it wakes then
-    (job_dir / "journal.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
-                                                 for r in recs))
+    (job_dir / "journal.jsonl").write_bytes(b"".join(codec.reseal(r) for r in recs))
     assert jobs.job_info(open_store(home), job_id).waiting_on == "timer until 2026-11-28T13:05:03Z"
     row = json.loads(_fm("ps", "--json", home=home).stdout)
     assert row["state"] == "orphaned" and row["waiting_on"] == "timer until 2026-11-28T13:05:03Z"
