@@ -341,7 +341,8 @@ _SHOW_REQUEST = {
 _SHOW_RESULT = {
     "sleep": lambda res: "woken" if res.get("woken") else "woke",
     "exec": lambda res: "",
-    "write": lambda res: "",
+    "write": lambda res: (f"{res['already']} bytes were already there (not written again)"
+                          if res.get("already") else ""),
     "path": _result_path,
     "clock": _result_clock,
     "home": lambda res: "no such user" if res.get("home") is None else _clip(str(res["home"])),
