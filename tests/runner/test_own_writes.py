@@ -5,17 +5,14 @@ performed but before its result was journaled), also as a power cut (FM_CRASH_PO
 resumed: every line is in its file exactly once."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .helpers import ROOT
+from .helpers import journal_of as records
+from .helpers import real_fm as fm
 
 SCRIPT = """\
 log() { echo "$1" >> log.txt; }
@@ -35,20 +32,6 @@ echo "row 9" 2>&1 >> data.txt
 """
 
 FILES = ("data.txt", "log.txt", "new.txt")
-
-
-def fm(*args, cwd, home, env=None):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
-    e.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=e,
-                          capture_output=True, text=True, timeout=120)
-
-
-def records(home: Path) -> tuple[str, list]:
-    (job,) = os.listdir(home / "jobs")
-    text = (home / "jobs" / job / "journal.jsonl").read_text()
-    return job, [json.loads(line) for line in text.splitlines()]
 
 
 def contents(work: Path) -> dict:
