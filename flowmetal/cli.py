@@ -8,10 +8,11 @@ so a script starts fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from . import __version__
-from .errors import FlowmetalError, SourceError, UsageError
+from .errors import FlowmetalError, SourceError, Terminated, UsageError
 
 INTERNAL_ERROR_STATUS = 70  # EX_SOFTWARE from sysexits.h: a bug in fm, not in the script
 INTERRUPTED_STATUS = 130
@@ -38,6 +39,14 @@ def run_cli(argv: list[str]) -> int:
     except FlowmetalError as e:
         _err(f"fm: {_one_line(e.message)}")
         return e.status
+    except Terminated as e:
+        # SIGTERM / SIGHUP: the job was left as it stood; say how to go on with it.
+        what = "terminated" if e.signum == signal.SIGTERM else "hung up"
+        if e.job_id:
+            _err(f"fm: {what}; job {e.job_id} can be resumed with fm resume {e.job_id}")
+        else:
+            _err(f"fm: {what}")
+        return 128 + e.signum
     except KeyboardInterrupt:
         return INTERRUPTED_STATUS
     except BrokenPipeError:

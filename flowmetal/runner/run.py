@@ -20,7 +20,7 @@ import signal
 from .. import __version__
 from ..connectors import mark
 from ..effects import EFFECTS
-from ..errors import FlowmetalError, JournalError
+from ..errors import FlowmetalError, JournalError, Terminated
 from ..journal import TERMINAL_KINDS, JobStore, Lease, open_store
 from ..journal.jobstore import new_job_id
 from ..records import record
@@ -151,7 +151,7 @@ class JobJournal:
             self._die()
         # A KeyboardInterrupt between the write and the store's bookkeeping would make the next
         # record reuse a seq: damage. Blocking SIGINT for the write (two cheap syscalls) avoids it.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
         try:
             seq = self.lease.append(kind, fields, sync=sync)
         finally:
@@ -237,6 +237,9 @@ class Runner:
                     token, sched = self._cancel(token, sched)
                     continue
                 self._complete_all([got, *sched.ready_completions()], sched)
+        except Terminated:
+            token.set("terminated")     # stop the effects in flight; journal nothing
+            raise
         except KeyboardInterrupt:
             # A second Ctrl-C (or `fm cancel`) while the first one's `finally` blocks run:
             # stop at once.
@@ -521,17 +524,39 @@ nor a KeyboardInterrupt in the middle of replay may meet it."""
 
 
 class _CancelSignals:
-    """`with _CancelSignals():` around taking and running a job (see _EARLY)."""
+    """`with _CancelSignals():` around taking and running a job (see _EARLY); SIGTERM and
+    SIGHUP stop it resumably (_on_stop_signal)."""
 
     def __enter__(self):
         _EARLY[0] = None
         _ARMED[0] = True
         self.old = _install(_on_cancel_signal)
+        self.old_stop = _install(_on_stop_signal, _STOP_SIGNALS)
 
     def __exit__(self, *exc):
         _ARMED[0] = False
         _EARLY[0] = None
         _install(self.old)
+        _install(self.old_stop, _STOP_SIGNALS)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Stop the job where it stands, resumably (`fm resume`, the daemon): neither is a cancel."""
+
+_HELD_SIGNALS = _CANCEL_SIGNALS | set(_STOP_SIGNALS)
+"""Held off while a record is written or the machine steps."""
+
+
+def _on_stop_signal(signum, frame):
+    """SIGTERM or SIGHUP: raise Terminated in the runner's thread. Run() then stops the effects
+    in flight (as a cancel does, but journals nothing); the ones started run again on resume.
+    Further ones are ignored while it cleans up."""
+    for sig in _STOP_SIGNALS:
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:
+            pass
+    raise Terminated(signum)
 
 
 def _on_cancel_signal(signum, frame):
@@ -554,11 +579,12 @@ def _on_cancel_signal(signum, frame):
         raise KeyboardInterrupt
 
 
-def _install(handlers):
-    """Set the handler of SIGINT and SIGUSR1 (one for both, or a dict as returned); returns
-    the old ones. Outside the main thread (a test driving a runner) nothing changes."""
+def _install(handlers, signals=None):
+    """Set the handler of `signals` (SIGINT and SIGUSR1 unless told) (one for all, or a dict
+    as returned); returns the old ones. Outside the main thread (a test driving a runner)
+    nothing changes; a signal ignored (nohup, a script's background) stays ignored."""
     old = {}
-    for sig in _CANCEL_SIGNALS:
+    for sig in signals or _CANCEL_SIGNALS:
         new = handlers.get(sig) if isinstance(handlers, dict) else handlers
         if new is None or signal.getsignal(sig) is signal.SIG_IGN:
             continue    # fm in a script's background ignores SIGINT, as bash's jobs do
@@ -576,7 +602,7 @@ def _reason(token) -> str:
 def _machine_step(fn):
     """Run a pure machine step with SIGINT held off: a KeyboardInterrupt in the middle of an
     instruction would leave the state half changed. Ctrl-C lands in the next effect."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
     try:
         return fn()
     finally:
@@ -813,6 +839,8 @@ def _diverged(lease: Lease, rec: dict, pending: dict | None, note: str) -> Diver
 def _tag(exc: BaseException, lease: Lease) -> None:
     """Remember which job an unexpected exception came from, so its traceback lands in its
     directory (when its store has one)."""
+    if isinstance(exc, Terminated) and exc.job_id is None:
+        exc.job_id = getattr(lease, "job_id", None)
     try:
         if not hasattr(exc, "fm_job_dir") and getattr(lease, "dir", None) is not None:
             exc.fm_job_dir = lease.dir
