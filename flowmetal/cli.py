@@ -272,16 +272,22 @@ def cmd_log(args) -> int:
 
     One line per event: local time, step, and what happened (`exec  make test  -> 0`,
     `write  stdout 12 bytes`, `job.finished  status 0`). `--json` prints the journal records as
-    stored, one per line (docs/journal.md). `--output` prints what the job wrote, stdout to
-    stdout and stderr to stderr. `-f` follows the job until it ends.
+    stored, one per line (docs/journal.md), but for the values of variables named like secrets
+    (`[journal] redact`: *TOKEN*, *SECRET*, *PASSWORD*, *KEY*, *CREDENTIAL*), shown as ***.
+    `--output` prints what the job wrote, stdout to stdout and stderr to stderr. `-f` follows
+    the job until it ends.
     """
     from .journal import open_store
-    from .runner.history import history_lines, output_chunks
+    from .runner.config import load_config
+    from .runner.history import Redactor, history_lines, output_chunks
     if args.json and args.output:
         raise UsageError("log: --json and --output exclude each other")
+    redact = Redactor(load_config().journal.redact)
     store = open_store()
     job_id = store.find(args.job)
     records = store.follow(job_id) if args.follow else store.records(job_id)
+    if not args.output:
+        records = map(redact.record, records)
     if args.json:
         import json
         for rec in records:
