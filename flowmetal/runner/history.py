@@ -266,6 +266,10 @@ def _event_line(rec: dict, kind) -> Iterator[str]:
 
 REDACTED = "***"
 
+NOT_SECRET = frozenset({"FM_STEP_KEY"})
+"""fm's own variables that patterns like `*KEY*` would hide: the step key is an id, not a
+secret, and `fm log` is where one looks it up."""
+
 
 class Redactor:
     """Hides the values of variables with secret-looking names in records `fm log` prints
@@ -282,7 +286,8 @@ class Redactor:
         if hit is None:
             from fnmatch import fnmatchcase
             key = str(name).upper()
-            hit = self._seen[name] = any(fnmatchcase(key, p) for p in self.patterns)
+            hit = self._seen[name] = key not in NOT_SECRET and \
+                any(fnmatchcase(key, p) for p in self.patterns)
         return hit
 
     def record(self, rec: dict) -> dict:
