@@ -8,10 +8,11 @@ so a script starts fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from . import __version__
-from .errors import FlowmetalError, SourceError, UsageError
+from .errors import FlowmetalError, SourceError, Terminated, UsageError
 
 INTERNAL_ERROR_STATUS = 70  # EX_SOFTWARE from sysexits.h: a bug in fm, not in the script
 INTERRUPTED_STATUS = 130
@@ -38,6 +39,14 @@ def run_cli(argv: list[str]) -> int:
     except FlowmetalError as e:
         _err(f"fm: {_one_line(e.message)}")
         return e.status
+    except Terminated as e:
+        # SIGTERM / SIGHUP: the job was left as it stood; say how to go on with it.
+        what = "terminated" if e.signum == signal.SIGTERM else "hung up"
+        if e.job_id:
+            _err(f"fm: {what}; job {e.job_id} can be resumed with fm resume {e.job_id}")
+        else:
+            _err(f"fm: {what}")
+        return 128 + e.signum
     except KeyboardInterrupt:
         return INTERRUPTED_STATUS
     except BrokenPipeError:
@@ -264,16 +273,22 @@ def cmd_log(args) -> int:
 
     One line per event: local time, step, and what happened (`exec  make test  -> 0`,
     `write  stdout 12 bytes`, `job.finished  status 0`). `--json` prints the journal records as
-    stored, one per line (docs/journal.md). `--output` prints what the job wrote, stdout to
-    stdout and stderr to stderr. `-f` follows the job until it ends.
+    stored, one per line (docs/journal.md), but for the values of variables named like secrets
+    (`[journal] redact`: *TOKEN*, *SECRET*, *PASSWORD*, *KEY*, *CREDENTIAL*), shown as ***.
+    `--output` prints what the job wrote, stdout to stdout and stderr to stderr. `-f` follows
+    the job until it ends.
     """
     from .journal import open_store
-    from .runner.history import history_lines, output_chunks
+    from .runner.config import load_config
+    from .runner.history import Redactor, history_lines, output_chunks
     if args.json and args.output:
         raise UsageError("log: --json and --output exclude each other")
+    redact = Redactor(load_config().journal.redact)
     store = open_store()
     job_id = store.find(args.job)
     records = store.follow(job_id) if args.follow else store.records(job_id)
+    if not args.output:
+        records = map(redact.record, records)
     if args.json:
         import json
         for rec in records:

@@ -42,11 +42,24 @@ class Effect:
     path (a file op: its path and the gist of its result), clock, home, random, read_line,
     read_chunk."""
 
+    idempotent: bool = False
+    """Performing it again has the effect of performing it once (an `open`, even one that
+    truncates: nothing else ran on the file before the next fsync). Its result need not be
+    fsync'd before the job goes on: after a power cut it simply runs again."""
+
+    mark: str | None = None
+    """A connector (`module:function`) that notes the state of what the effect will change,
+    just before it is first performed (`{"size", "dev", "ino"}` of a file a builtin appends
+    to), or None. The runner journals the note in `effect.started` as `at` and hands it back
+    in the request (`at`) when the effect runs again after a crash, so the connector can tell
+    what its first run already did: fm's own writes are exactly-once (docs/effects.md)."""
+
 
 _ALL = (
     Effect("exec", "process:perform_exec", True, False, (), None, "exec"),
-    Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path"),
-    Effect("write", "files:do_write", True, False, (), None, "write"),
+    Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path", True),
+    Effect("write", "files:do_write", True, False, (), None, "write",
+           mark="files:write_mark"),
     Effect("read_file", "files:do_read_file", False, False, ("path", "cwd"), None, "path"),
     Effect("read_chunk", "files:do_read_chunk", False, False, ("path", "cwd"),
            {"data": "", "eof": True, "error": "read error: a path holds a NUL byte"},

@@ -64,3 +64,16 @@ class JobNotFoundError(FlowmetalError):
 class ConfigError(FlowmetalError):
     """A malformed config file or a bad value in it."""
     status = 2
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP reached the process running a job: it stops where it is, leaving the
+    job resumable (nothing is journaled: no cancel, no end). Not a FlowmetalError: like
+    KeyboardInterrupt, no `except Exception` may swallow it on its way to cli.py, which
+    says how to resume the job and exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.job_id: str | None = None
+        """The job that was stopped, once it exists."""

@@ -12,9 +12,14 @@ from ..effects import EFFECTS
 from .clock import StatusLine, get_clock
 from .term import LineTerm, Term
 
-__all__ = ["perform", "Term", "LineTerm", "StatusLine", "EFFECTS"]
+__all__ = ["perform", "mark", "Term", "LineTerm", "StatusLine", "EFFECTS"]
 
 _HANDLERS: dict = {}
+
+
+def _load(spec: str):
+    module, name = spec.split(":")
+    return getattr(import_module(f"{__name__}.{module}"), name)
 
 
 def _handler(op: str):
@@ -23,9 +28,18 @@ def _handler(op: str):
         effect = EFFECTS.get(op)
         if effect is None:
             raise ValueError(f"unknown effect op: {op!r}")
-        module, name = effect.perform.split(":")
-        fn = _HANDLERS[op] = getattr(import_module(f"{__name__}.{module}"), name)
+        fn = _HANDLERS[op] = _load(effect.perform)
     return fn
+
+
+def mark(req: dict) -> dict | None:
+    """What an effect is about to change, noted before its first run (the op's `mark` in
+    flowmetal/effects.py); None when the op has no mark or there is nothing to note. The
+    runner journals it and hands it back as the request's `at` if the effect runs again."""
+    effect = EFFECTS.get(req.get("op"))
+    if effect is None or effect.mark is None or _nul_path(req) is not None:
+        return None
+    return _load(effect.mark)(req)
 
 
 def perform(req: dict, term: Term, token=None) -> dict:

@@ -81,19 +81,81 @@ def do_write(req: dict, term: Term, token=None) -> dict:
         return {"out": data} if stream == 1 else {"err": data}
     if target["kind"] != "file":
         raise ValueError(f"write: bad target kind {target['kind']!r}")
-    path = resolve(target.get("cwd") or req.get("cwd"), target["path"])
+    path = _write_path(req)
     mode = target.get("mode", "a")
     try:
         fd = os.open(path, OPEN_FLAGS[mode] | os.O_CLOEXEC, 0o666)
     except OSError as exc:
         return {"error": open_error(_display(target, target["path"]), exc)}
+    payload = encode(data)
+    already = 0
     try:
-        _write_all(fd, encode(data))
+        at = req.get("at")
+        if isinstance(at, dict) and mode == "a":
+            already = _already_written(fd, path, at, payload)
+        _write_all(fd, payload[already:])
     except OSError as exc:
         return {"error": f"write error: {_display(target, target['path'])}: {strerror(exc)}"}
     finally:
         os.close(fd)
-    return {}
+    return {"already": already} if already else {}
+
+
+def _write_path(req: dict) -> str:
+    target = req["target"]
+    return resolve(target.get("cwd") or req.get("cwd"), target["path"])
+
+
+def write_mark(req: dict) -> dict | None:
+    """Before a builtin's append to a file is first performed: the file's size and identity
+    (`{"size", "dev", "ino"}`; `{"size": 0}` while it does not exist), so that a run of it
+    again after a crash can tell whether its bytes are already there. None for what a
+    repeat cannot double (the term, a truncating write) or cannot check (a FIFO, a device:
+    written again, at-least-once)."""
+    target = req.get("target") or {}
+    if target.get("kind") != "file" or target.get("mode", "a") != "a":
+        return None
+    try:
+        st = os.stat(_write_path(req))
+    except FileNotFoundError:
+        return {"size": 0}
+    except (OSError, ValueError):
+        return None       # the write will fail the same way: nothing to double
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {"size": st.st_size, "dev": st.st_dev, "ino": st.st_ino}
+
+
+def _already_written(fd: int, path: str, at: dict, payload: bytes) -> int:
+    """How many leading bytes of `payload` an interrupted first run of this append already
+    wrote: the file is the one it was (same dev/ino; any file if it did not exist then) and
+    holds them at the offset noted before (`at["size"]`): all of them, or a prefix that ends
+    the file (a write cut short). 0 otherwise: the write happens in full (at-least-once when
+    someone else appended meanwhile, so the bytes are not where fm expects them)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return 0
+    if "ino" in at and (st.st_dev, st.st_ino) != (at.get("dev"), at.get("ino")):
+        return 0          # replaced (rotated, recreated) since: this file never had them
+    size = at.get("size")
+    if not isinstance(size, int) or size < 0 or st.st_size <= size:
+        return 0
+    try:
+        rfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return 0          # write-only for us: cannot check, so write (at-least-once)
+    try:
+        rst = os.fstat(rfd)
+        if (rst.st_dev, rst.st_ino) != (st.st_dev, st.st_ino):
+            return 0      # renamed over between the two opens
+        there = _pread_full(rfd, len(payload), size)[0]
+    finally:
+        os.close(rfd)
+    if there == payload:
+        return len(payload)
+    if payload.startswith(there) and size + len(there) == st.st_size:
+        return len(there)  # cut short at the end of the file: complete it
+    return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:

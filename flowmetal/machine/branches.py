@@ -9,8 +9,12 @@ its own branches before it is over (structured concurrency), then leaves its out
 from __future__ import annotations
 
 from flowmetal.machine.builtins import builtin
-from flowmetal.machine.errors import NeedBranches
+from flowmetal.machine.errors import LimitError, NeedBranches
 from flowmetal.machine.state import MAIN, branch, clone, frame
+
+MAX_BRANCHES = 1000
+"""The most branches of a job that run at once (ended ones do not count): a runaway
+`f() { f & f & }` is an error (LimitError) instead of exhausting memory."""
 
 
 class BranchOps:
@@ -19,6 +23,10 @@ class BranchOps:
     def op_SPAWN(self, f, code, ins):
         """SPAWN code node: start a branch that runs `code` (the body of `node &`)."""
         st, br = self.state, self.br
+        if len(st["branches"]) >= MAX_BRANCHES or st.get("fatal"):
+            why = f"more than {MAX_BRANCHES} branches at once" if not st.get("fatal") else \
+                "the job is stopping a runaway"
+            raise LimitError(1, f"cannot start a branch: {why} (endless `&`?)", ins[2].span)
         st["nbr"] += 1
         bid = str(st["nbr"])
         bottom = frame(ins[1], "br", a=list(self.positional()))

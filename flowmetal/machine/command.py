@@ -7,11 +7,14 @@ from flowmetal.lang import ast as A
 from flowmetal.lang.support import UNSUPPORTED, unsupported
 from flowmetal.machine import pattern
 from flowmetal.machine.builtins import BUILTINS, Call
-from flowmetal.machine.errors import ShellError, Unwind
+from flowmetal.machine.errors import LimitError, ShellError, Unwind
 from flowmetal.machine.expand import Expander
 from flowmetal.machine.state import frame
 
-MAX_DEPTH = 2000        # nested function calls (bash's FUNCNEST is unlimited; a crash is worse)
+FUNCNEST = 1000
+"""The most nested function calls (bash's FUNCNEST, unlimited by default there: a runaway
+recursion ends in a crash). Reaching it is a LimitError; while a branch unwinds from one, its
+`finally` blocks may make FUNCNEST more calls in all, so they cannot start the runaway again."""
 
 _SPECIAL_NAMES = frozenset(("exec", "once", "command", "builtin"))
 """Command names op_CMD looks at before dispatching them (no fast path for these)."""
@@ -363,9 +366,11 @@ class CommandOps:
             i["r"] = 1
         if i["k"] == "fn":
             name = i["argv"][0]
-            if len(st["frames"]) >= MAX_DEPTH:
-                raise ShellError(1, f"`{name}`: more than {MAX_DEPTH} nested calls (endless "
+            if len(st["frames"]) >= FUNCNEST or st.get("fatal", 0) > FUNCNEST:
+                raise LimitError(1, f"`{name}`: more than {FUNCNEST} nested calls (endless "
                                  "recursion?)", node.words[0].span if node.words else node.span)
+            if "fatal" in st:
+                st["fatal"] += 1
             scope = {}
             for a in i["as"]:
                 if isinstance(a[3], str) and a[1] is None:

@@ -6,11 +6,22 @@ class ShellError(Exception):
     """A failure in the script (a command's status, an unset variable, a bad pattern): it
     raises through the script to the nearest handler (SPEC 1.2 rule 2)."""
 
+    fatal = False
+    """Whether nothing in the script may handle it (LimitError)."""
+
     def __init__(self, status: int, message: str, span=None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.span = span
+
+
+class LimitError(ShellError):
+    """A runaway script hit a limit (FUNCNEST nested calls): no `catch`, condition or
+    pipeline stage handles it, since each would let the runaway go on (`f() { f | f; }`
+    would take 2**depth calls to fail); it ends the branch, running its `finally` blocks."""
+
+    fatal = True
 
 
 class Unwind(Exception):

@@ -5,40 +5,74 @@ from flowmetal.lang import ast as A
 from flowmetal.machine import pattern
 from flowmetal.machine.errors import ShellError
 
+MAX_BRACE_WORDS = 100_000
+"""The most words one brace expansion may make (`{1..10000000}` is an error, not a hang; a
+long range belongs in `for ((i = 1; i <= n; i++))`, whose state stays small)."""
+
 
 def brace_expand(parts: tuple) -> list:
-    """Expand BraceAlt/BraceSeq parts into a list of part tuples (bash does this first)."""
+    """Expand BraceAlt/BraceSeq parts into a list of part tuples (bash does this first).
+
+    Raises ShellError when the word would expand to more than MAX_BRACE_WORDS words (counted
+    before anything is made)."""
+    n = _brace_count(parts)
+    if n > MAX_BRACE_WORDS:
+        span = next(p.span for p in parts if isinstance(p, (A.BraceAlt, A.BraceSeq)))
+        raise ShellError(1, f"brace expansion: {n:,} words, more than {MAX_BRACE_WORDS:,} "
+                         "(use `for ((i = a; i <= b; i++))` for a long range)", span)
+    return _brace_expand(parts)
+
+
+def _brace_expand(parts: tuple) -> list:
     for i, p in enumerate(parts):
         if isinstance(p, A.BraceAlt):
             out = []
             head, tail = parts[:i], parts[i + 1:]
             for alt in p.alts:
-                for a in brace_expand(tuple(alt)):
-                    out.extend(brace_expand(head + a + tail))
+                for a in _brace_expand(tuple(alt)):
+                    out.extend(_brace_expand(head + a + tail))
             return out
         if isinstance(p, A.BraceSeq):
             out = []
             head, tail = parts[:i], parts[i + 1:]
             for text in _seq(p):
-                out.extend(brace_expand(head + (A.Lit(text, p.span),) + tail))
+                out.extend(_brace_expand(head + (A.Lit(text, p.span),) + tail))
             return out
     return [parts]
 
 
-def _seq(p: A.BraceSeq) -> list:
+def _brace_count(parts) -> int:
+    """How many words brace expansion makes of `parts`."""
+    n = 1
+    for p in parts:
+        if isinstance(p, A.BraceAlt):
+            n *= sum(_brace_count(alt) for alt in p.alts)
+        elif isinstance(p, A.BraceSeq):
+            r = _seq_range(p)
+            n *= (abs(r.stop - r.start) - 1) // abs(r.step) + 1   # len() overflows past 2**63
+    return n
+
+
+def _seq_range(p: A.BraceSeq) -> range:
     step = abs(p.step) if p.step else 1
     try:
         a, b = int(p.start), int(p.end)
     except ValueError:
         a, b = ord(p.start), ord(p.end)
-        r = range(a, b + 1, step) if a <= b else range(a, b - 1, -step)
+    return range(a, b + 1, step) if a <= b else range(a, b - 1, -step)
+
+
+def _seq(p: A.BraceSeq) -> list:
+    r = _seq_range(p)
+    try:
+        int(p.start), int(p.end)
+    except ValueError:
         return [chr(c) for c in r]
     width = 0
     for s in (p.start, p.end):
         digits = s.lstrip("-")
         if len(digits) > 1 and digits.startswith("0"):
             width = max(width, len(s))
-    r = range(a, b + 1, step) if a <= b else range(a, b - 1, -step)
     if width:
         return [(f"-{str(-n).zfill(width - 1)}" if n < 0 else str(n).zfill(width)) for n in r]
     return [str(n) for n in r]

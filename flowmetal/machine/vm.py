@@ -330,7 +330,12 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
 
     def raise_error(self, f, code, e: ShellError):
         self.br["err"] = self.error_record(code, e)
-        if self.err_trap(e.status, raising=True):
+        if e.fatal:
+            # Nothing handles it from here on, and no branch may start any more (LimitError);
+            # not even an ERR trap runs (it could call the runaway function again)
+            self.br.setdefault("fatal", 1)
+            self.state["fatal"] = 1
+        elif self.err_trap(e.status, raising=True):
             return None                 # the ERR trap runs first, then the error goes on
         return self.unwind("raise", e.status)
 
@@ -348,14 +353,15 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
                 self.truncate_io(b["io"])
                 t = b["t"]
                 if t == "h":
-                    if kind == "raise" and not st.get("cancelled"):
+                    if kind == "raise" and not st.get("cancelled") and not st.get("fatal"):
                         st["status"] = value
                         if b.get("catch"):
                             self.set_fm_error()
                         f["pc"] = b["to"]
                         return None
                 elif t == "p":
-                    if kind in ("raise", "exit") and not st.get("cancelled"):
+                    if kind in ("raise", "exit") and not st.get("cancelled") \
+                            and not st.get("fatal"):
                         st["status"] = value
                         f["t"][b["ps"]].setdefault("errs", {})[str(b["n"])] = \
                             st.get("err") if kind == "raise" else None

@@ -56,6 +56,11 @@ class JournalConfig:
     before the job goes on; `"batch"`: those flushes may wait up to BATCH_DELAY, so a power
     loss (not a crash of fm) may run such an effect again; `"never"`: left to the OS."""
 
+    redact: tuple = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*KEY*", "*CREDENTIAL*")
+    """Names of variables whose values `fm log` shows as `***` (fnmatch patterns, any case):
+    in job.started's environment, in an exec's `env+`, in snapshots' variables. The journal
+    itself keeps them: resuming needs them. An empty list shows everything."""
+
     @property
     def syncs(self) -> bool:
         """Whether the journal fsyncs at all."""
@@ -237,6 +242,12 @@ def _fsync(v) -> str:
     return v
 
 
+def _patterns(v) -> tuple:
+    if not isinstance(v, list) or not all(isinstance(p, str) and p for p in v):
+        raise ValueError(f"expected a list of name patterns like [\"*TOKEN*\"], got {v!r}")
+    return tuple(v)
+
+
 def _string(v) -> str:
     if not isinstance(v, str):
         raise ValueError(f"expected a string, got {v!r}")
@@ -248,6 +259,6 @@ _SECTIONS = {
     "http": (HttpConfig, {"timeout": _positive_duration}),
     "retry": (RetryConfig, {"attempts": _attempts, "delay": _duration, "backoff": _backoff,
                             "max_delay": _duration}),
-    "journal": (JournalConfig, {"fsync": _fsync}),
+    "journal": (JournalConfig, {"fsync": _fsync, "redact": _patterns}),
     "shell": (ShellConfig, {"prompt": _string}),
 }

@@ -265,6 +265,114 @@ def _event_line(rec: dict, kind) -> Iterator[str]:
         yield _line(rec, rec.get("step"), f"{kind}  {_clip(str(fields), 80)}")
 
 
+REDACTED = "***"
+
+NOT_SECRET = frozenset({"FM_STEP_KEY"})
+"""fm's own variables that patterns like `*KEY*` would hide: the step key is an id, not a
+secret, and `fm log` is where one looks it up."""
+
+
+class Redactor:
+    """Hides the values of variables with secret-looking names in records `fm log` prints
+    (`[journal] redact`: fnmatch patterns, matched in any case): job.started's `env`, an exec
+    stage's `env` / `env+`, and the variables in a snapshot's state. The journal keeps them."""
+
+    def __init__(self, patterns: Iterable[str]):
+        self.patterns = tuple(p.upper() for p in patterns)
+        self._seen: dict = {}
+
+    def secret(self, name: str) -> bool:
+        """Whether the value of variable `name` is hidden."""
+        hit = self._seen.get(name)
+        if hit is None:
+            from fnmatch import fnmatchcase
+            key = str(name).upper()
+            hit = self._seen[name] = key not in NOT_SECRET and \
+                any(fnmatchcase(key, p) for p in self.patterns)
+        return hit
+
+    def record(self, rec: dict) -> dict:
+        """The record as `fm log` shows it: a copy with secret values replaced, or `rec`
+        itself when it holds none."""
+        if not self.patterns:
+            return rec
+        kind = rec.get("kind")
+        if kind == "job.started" and isinstance(rec.get("env"), dict):
+            return dict(rec, env=self._env(rec["env"]))
+        if kind == "effect.started" and isinstance(rec.get("req"), dict):
+            req = self._request(rec["req"])
+            return rec if req is rec["req"] else dict(rec, req=req)
+        if kind == "snapshot":
+            out = dict(rec)
+            if isinstance(rec.get("state"), dict):
+                out["state"] = self._state(rec["state"])
+            if isinstance(rec.get("pending"), list):
+                out["pending"] = [dict(p, req=self._request(p["req"]))
+                                  if isinstance(p, dict) and isinstance(p.get("req"), dict)
+                                  else p for p in rec["pending"]]
+            return out
+        return rec
+
+    def _env(self, env: dict) -> dict:
+        return {k: REDACTED if self.secret(k) else v for k, v in env.items()}
+
+    def _request(self, req: dict) -> dict:
+        if req.get("op") != "exec" or not isinstance(req.get("stages"), list):
+            return req
+        stages = []
+        for st in req["stages"]:
+            if isinstance(st, dict):
+                st = dict(st)
+                for key in ("env", "env+"):
+                    if isinstance(st.get(key), dict):
+                        st[key] = self._env(st[key])
+            stages.append(st)
+        return dict(req, stages=stages)
+
+    def _state(self, state: dict) -> dict:
+        """A machine state (docs/state.md) with secret variables' values hidden, in every
+        branch (the whole state is one in the first state format): its scopes, and the
+        prefix assignments (`as`) of a command in flight."""
+        out = self._branch(state)
+        if isinstance(state.get("branches"), dict):
+            out["branches"] = {bid: self._branch(br) if isinstance(br, dict) else br
+                               for bid, br in state["branches"].items()}
+        return out
+
+    def _branch(self, br: dict) -> dict:
+        out = dict(br)
+        if isinstance(br.get("scopes"), list):
+            out["scopes"] = [{name: _hide_cell(cell) if self.secret(name) else cell
+                              for name, cell in scope.items()}
+                             if isinstance(scope, dict) else scope for scope in br["scopes"]]
+        if isinstance(br.get("frames"), list):
+            out["frames"] = [self._frame(f) for f in br["frames"]]
+        return out
+
+    def _frame(self, f):
+        i = f.get("i") if isinstance(f, dict) else None
+        if not isinstance(i, dict) or not isinstance(i.get("as"), list):
+            return f
+        hidden = [[*a[:3], REDACTED, *a[4:]]
+                  if isinstance(a, list) and len(a) >= 4 and self.secret(a[0]) else a
+                  for a in i["as"]]
+        return dict(f, i=dict(i, **{"as": hidden}))
+
+
+def _hide_cell(cell):
+    """A variable's cell (docs/state.md: {"s"}, {"a"}, {"A"}, flags) with its values hidden."""
+    if not isinstance(cell, dict):
+        return REDACTED
+    out = dict(cell)
+    if "s" in cell:
+        out["s"] = REDACTED
+    if isinstance(cell.get("a"), list):
+        out["a"] = [None if v is None else REDACTED for v in cell["a"]]
+    if isinstance(cell.get("A"), dict):
+        out["A"] = {k: REDACTED for k in cell["A"]}
+    return out
+
+
 def render_failure(first: dict | None, error: dict) -> str:
     """A job.failed error as the foreground showed it: a diagnostic when its unit is the main
     script (whose source job.started pins), else `fm: message`."""
@@ -342,7 +450,8 @@ _SHOW_REQUEST = {
 _SHOW_RESULT = {
     "sleep": lambda res: "woken" if res.get("woken") else "woke",
     "exec": lambda res: "",
-    "write": lambda res: "",
+    "write": lambda res: (f"{res['already']} bytes were already there (not written again)"
+                          if res.get("already") else ""),
     "path": _result_path,
     "clock": _result_clock,
     "home": lambda res: "no such user" if res.get("home") is None else _clip(str(res["home"])),

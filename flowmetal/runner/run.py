@@ -18,8 +18,9 @@ import os
 import signal
 
 from .. import __version__
+from ..connectors import mark
 from ..effects import EFFECTS
-from ..errors import FlowmetalError, JournalError
+from ..errors import FlowmetalError, JournalError, Terminated
 from ..journal import TERMINAL_KINDS, JobStore, Lease, open_store
 from ..journal.jobstore import new_job_id
 from ..records import record
@@ -72,9 +73,10 @@ def _machine_api():
     return Machine, initial_state
 
 
-def _crash_at() -> int | None:
-    """FM_CRASH_AT=N: the test hook that makes the runner SIGKILL itself after record N."""
-    raw = os.environ.get("FM_CRASH_AT")
+def _crash_at(name: str = "FM_CRASH_AT") -> int | None:
+    """FM_CRASH_AT=N (FM_CRASH_BEFORE=N): the test hooks that make the runner SIGKILL itself
+    right after (before) record N."""
+    raw = os.environ.get(name)
     if not raw:
         return None
     try:
@@ -127,23 +129,29 @@ class JobJournal:
     """The job's lease as the runner writes it: SIGINT held off during a write, and the crash
     hooks.
 
-    FM_CRASH_AT=N makes the runner SIGKILL itself right after record N; with FM_CRASH_POWER=1
-    the store first loses what was not synced, as a power cut would (tests of which records
-    must be synced when: docs/journal.md)."""
+    FM_CRASH_AT=N makes the runner SIGKILL itself right after record N, FM_CRASH_BEFORE=N
+    right before it (after the work done since record N-1: an effect performed, its result
+    not yet journaled); with FM_CRASH_POWER=1 the store first loses what was not synced, as a
+    power cut would (tests of which records must be synced when: docs/journal.md)."""
 
-    def __init__(self, lease: Lease, *, created: bool):
-        """Wrap a lease just made by JobStore.create (`created`) or taken by JobStore.lease."""
+    def __init__(self, lease: Lease, *, created: bool, last_seq: int | None = None):
+        """Wrap a lease just made by JobStore.create (`created`) or taken by JobStore.lease
+        (whose last record is `last_seq`)."""
         self.lease = lease
         self.crash_at = _crash_at()
-        self.power = self.crash_at is not None and os.environ.get("FM_CRASH_POWER") == "1"
+        self.crash_before = _crash_at("FM_CRASH_BEFORE")
+        self.power = os.environ.get("FM_CRASH_POWER") == "1"
+        self.last_seq = 0 if created else last_seq
         if created:
             self._check(0)
 
     def append(self, kind: str, fields: dict, *, sync: bool = True) -> int:
         """Append a record; Ctrl-C arriving meanwhile is delivered only after it is written."""
+        if self.last_seq is not None and self.last_seq + 1 == self.crash_before:
+            self._die()
         # A KeyboardInterrupt between the write and the store's bookkeeping would make the next
         # record reuse a seq: damage. Blocking SIGINT for the write (two cheap syscalls) avoids it.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
         try:
             seq = self.lease.append(kind, fields, sync=sync)
         finally:
@@ -160,10 +168,14 @@ class JobJournal:
         return self.lease.size()
 
     def _check(self, seq: int) -> None:
+        self.last_seq = seq
         if seq == self.crash_at:
-            if self.power:
-                self.lease.crash_hook()
-            os.kill(os.getpid(), signal.SIGKILL)
+            self._die()
+
+    def _die(self) -> None:
+        if self.power:
+            self.lease.crash_hook()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Runner:
@@ -184,6 +196,7 @@ class Runner:
         self.main_ended = False
         self.sync_mode = "always"        # [journal] fsync
         self.unsynced = False            # records appended since the last fsync
+        self.volatile = False            # among them a result that may differ if run again
         self._flusher = None             # the timer of a delayed fsync ("batch")
         self.snapshot_bytes = 0          # the size of the last snapshot record
         self.snapshot_end = 0            # the journal's size right after it
@@ -224,6 +237,9 @@ class Runner:
                     token, sched = self._cancel(token, sched)
                     continue
                 self._complete_all([got, *sched.ready_completions()], sched)
+        except Terminated:
+            token.set("terminated")     # stop the effects in flight; journal nothing
+            raise
         except KeyboardInterrupt:
             # A second Ctrl-C (or `fm cancel`) while the first one's `finally` blocks run:
             # stop at once.
@@ -242,41 +258,90 @@ class Runner:
         return self._finish(m.done())
 
     def _launch(self, sched) -> None:
-        """Journal each new request as started (snapshotting first when due) and submit it."""
-        for step in sorted(self.pending):
-            p = self.pending.get(step)
-            if p is None or p.get("submitted"):
-                continue
-            rerun = self._start(step, p)
-            if rerun and p["req"].get("once") is True:
-                # `once` (at-most-once): an interrupted run may have done its work, so it is
-                # not run again; the machine gets status 125, "outcome unknown", instead.
-                self._complete(step, unknown_outcome(p["req"]), sched)
-                continue
-            if rerun:
-                _stop_survivors(p["req"])     # what its first run left running (G2)
-            sched.submit(step, p["req"])
-        if any(not p.get("submitted") for p in self.pending.values()):
-            self._launch(sched)
+        """Journal each new request as started (snapshotting first when due) and submit it.
+
+        A builtin's write to a file waits while another one to the same file is in flight (two
+        branches logging to one file): the size noted before each (`at`) must be where its
+        bytes land, or a re-run after a crash could not find them there."""
+        busy = {key for p in self.pending.values()
+                if p.get("submitted") and (key := _write_key(p["req"])) is not None}
+        progressed = True
+        while progressed:
+            progressed = False
+            for step in sorted(self.pending):
+                p = self.pending.get(step)
+                if p is None or p.get("submitted"):
+                    continue
+                key = _write_key(p["req"])
+                if key is not None:
+                    if key in busy:
+                        continue
+                    busy.add(key)
+                progressed = True
+                rerun = self._start(step, p)
+                if rerun and p["req"].get("once") is True:
+                    # `once` (at-most-once): an interrupted run may have done its work, so it
+                    # is not run again; the machine gets status 125, "outcome unknown".
+                    self._complete(step, unknown_outcome(p["req"]), sched)
+                    continue
+                if rerun:
+                    _stop_survivors(p["req"])     # what its first run left running (G2)
+                req = p["req"]
+                if rerun and p.get("at") is not None:
+                    # Tell the connector what its first run found, so it completes the write
+                    # instead of repeating it; the journaled request stays as the machine made it.
+                    req = dict(req, at=p["at"])
+                sched.submit(step, req)
 
     def _start(self, step: int, p: dict) -> bool:
-        """Journal `effect.started` for a pending request; True if it is a re-run."""
+        """Journal `effect.started` for a pending request; True if it is a re-run.
+
+        A first run notes what the effect is about to change (`at`, see `mark` in
+        flowmetal/effects.py) in the record; a re-run journals the note of the first again. With
+        a note the record is synced before the effect runs (`[journal] fsync = "always"`): were
+        it lost to a power cut after the file took the bytes, the write would look new."""
         if self._snapshot_due():
             self._snapshot()
-        if self.unsynced and (EFFECTS[p["req"]["op"]].world or EFFECTS[p["req"]["op"]].waits):
+        req = p["req"]
+        rerun = p["started"]
+        if not rerun:
+            p["at"] = mark(req)
+        at = p.get("at")
+        durable = at is not None and self.sync_mode == "always"
+        if self.volatile and not durable and (EFFECTS[req["op"]].world or EFFECTS[req["op"]].waits):
             if self.sync_mode == "batch":
                 self._durable_soon()      # it does not wait: durable within BATCH_DELAY
             else:
                 self._sync()              # what it may depend on is durable before it starts
-        started = {"step": step, "req": compact(p["req"], self.base_env)}
+        started = {"step": step, "req": compact(req, self.base_env)}
         if p["br"] != MAIN_BRANCH:
             started["br"] = p["br"]
-        rerun = p["started"]
         if rerun:
             started["rerun"] = True
-        self.journal.append("effect.started", started, sync=False)
+        if at is not None:
+            started["at"] = at
+        if durable and self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        self.journal.append("effect.started", started, sync=durable)
+        if durable:
+            self.unsynced = self.volatile = False
+        p["marked"] = durable
         p["started"] = p["submitted"] = True
         return rerun
+
+    def _result_must_sync(self, p: dict) -> bool:
+        """Whether an effect's result must be durable before the machine sees it (G1): it
+        changed the world, and running it again after a power cut would do so again."""
+        return EFFECTS[p["req"]["op"]].world and not self._result_stable(p)
+
+    def _result_stable(self, p: dict) -> bool:
+        """Whether running the effect again after its result was lost (a power cut) would
+        leave the world and the result as they are: an idempotent op (`open`), or a write
+        whose mark was synced before it ran (the re-run finds its bytes instead of repeating
+        them). Such a result needs no fsync of its own, and effects that start after it need
+        not wait for one."""
+        return EFFECTS[p["req"]["op"]].idempotent or bool(p.get("marked"))
 
     def _snapshot_due(self) -> bool:
         if self.since_snapshot is None:
@@ -291,8 +356,11 @@ class Runner:
         pend = []
         for step in sorted(self.pending):
             p = self.pending[step]
-            pend.append({"step": step, "br": p["br"], "req": compact(p["req"], self.base_env),
-                         "started": p["started"]})
+            entry = {"step": step, "br": p["br"], "req": compact(p["req"], self.base_env),
+                     "started": p["started"]}
+            if p["started"] and p.get("at") is not None:
+                entry["at"] = p["at"]
+            pend.append(entry)
         before = self.journal.size()
         self.journal.append("snapshot", {"step": self.machine.state["step"],
                                          "state": self.machine.state, "pending": pend,
@@ -309,7 +377,7 @@ class Runner:
             self._flusher.cancel()
             self._flusher = None
         self.journal.sync()
-        self.unsynced = False
+        self.unsynced = self.volatile = False
 
     def _durable_soon(self) -> None:
         """A world-changing effect's result: fsync now, or with "batch" within BATCH_DELAY."""
@@ -337,8 +405,11 @@ class Runner:
         """Journal results that finished together with one fsync (group commit: every one is
         durable before the machine sees any, G1), then feed them in journal order; then the
         timers the machine cut short (a `wait` under a deadline whose branch ended)."""
-        world = any(EFFECTS[self.pending[step]["req"]["op"]].world for step, _ in done)
+        world = any(self._result_must_sync(self.pending[step]) for step, _ in done)
         now = world and self.sync_mode != "batch"
+        if not now and not all(self._result_stable(self.pending[step]) and not
+                               (isinstance(res, dict) and res.get("error")) for step, res in done):
+            self.volatile = True        # a failure may come out otherwise when run again
         for k, (step, res) in enumerate(done):
             p = self.pending.pop(step)
             rec = {"step": step, "res": res}
@@ -349,6 +420,7 @@ class Runner:
             self.since_snapshot += 1
         self.unsynced = not now
         if now:           # synced with the last record: a second fsync would find nothing
+            self.volatile = False
             if self._flusher is not None:
                 self._flusher.cancel()
                 self._flusher = None
@@ -455,17 +527,39 @@ nor a KeyboardInterrupt in the middle of replay may meet it."""
 
 
 class _CancelSignals:
-    """`with _CancelSignals():` around taking and running a job (see _EARLY)."""
+    """`with _CancelSignals():` around taking and running a job (see _EARLY); SIGTERM and
+    SIGHUP stop it resumably (_on_stop_signal)."""
 
     def __enter__(self):
         _EARLY[0] = None
         _ARMED[0] = True
         self.old = _install(_on_cancel_signal)
+        self.old_stop = _install(_on_stop_signal, _STOP_SIGNALS)
 
     def __exit__(self, *exc):
         _ARMED[0] = False
         _EARLY[0] = None
         _install(self.old)
+        _install(self.old_stop, _STOP_SIGNALS)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Stop the job where it stands, resumably (`fm resume`, the daemon): neither is a cancel."""
+
+_HELD_SIGNALS = _CANCEL_SIGNALS | set(_STOP_SIGNALS)
+"""Held off while a record is written or the machine steps."""
+
+
+def _on_stop_signal(signum, frame):
+    """SIGTERM or SIGHUP: raise Terminated in the runner's thread. Run() then stops the effects
+    in flight (as a cancel does, but journals nothing); the ones started run again on resume.
+    Further ones are ignored while it cleans up."""
+    for sig in _STOP_SIGNALS:
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:
+            pass
+    raise Terminated(signum)
 
 
 def _on_cancel_signal(signum, frame):
@@ -488,11 +582,12 @@ def _on_cancel_signal(signum, frame):
         raise KeyboardInterrupt
 
 
-def _install(handlers):
-    """Set the handler of SIGINT and SIGUSR1 (one for both, or a dict as returned); returns
-    the old ones. Outside the main thread (a test driving a runner) nothing changes."""
+def _install(handlers, signals=None):
+    """Set the handler of `signals` (SIGINT and SIGUSR1 unless told) (one for all, or a dict
+    as returned); returns the old ones. Outside the main thread (a test driving a runner)
+    nothing changes; a signal ignored (nohup, a script's background) stays ignored."""
     old = {}
-    for sig in _CANCEL_SIGNALS:
+    for sig in signals or _CANCEL_SIGNALS:
         new = handlers.get(sig) if isinstance(handlers, dict) else handlers
         if new is None or signal.getsignal(sig) is signal.SIG_IGN:
             continue    # fm in a script's background ignores SIGINT, as bash's jobs do
@@ -510,7 +605,7 @@ def _reason(token) -> str:
 def _machine_step(fn):
     """Run a pure machine step with SIGINT held off: a KeyboardInterrupt in the middle of an
     instruction would leave the state half changed. Ctrl-C lands in the next effect."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
     try:
         return fn()
     finally:
@@ -528,6 +623,16 @@ def _stop_survivors(req: dict) -> None:
         from ..connectors.survivors import stop_survivors
         for key in sorted(keys):
             stop_survivors(key)
+
+
+def _write_key(req: dict) -> str | None:
+    """The file a builtin's write goes to (its path as given, made absolute), else None."""
+    if req.get("op") != "write":
+        return None
+    target = req.get("target") or {}
+    if target.get("kind") != "file":
+        return None
+    return os.path.join(target.get("cwd") or req.get("cwd") or "", str(target.get("path")))
 
 
 def unknown_outcome(req: dict) -> dict:
@@ -627,8 +732,8 @@ def _resume_leased(lease: Lease, *, term, config: Config, cancel: str | None) ->
         if last["kind"] in TERMINAL_KINDS:
             status = last.get("status", "?")
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
-        runner = replay(job_id, JobJournal(lease, created=False), first, snap, after, term,
-                        config=config)
+        journal = JobJournal(lease, created=False, last_seq=last["seq"])
+        runner = replay(job_id, journal, first, snap, after, term, config=config)
         runner.sync_mode = config.journal.fsync
         if cancel is not None and not runner.machine.state.get("cancelled"):
             runner.journal.append("cancel", {"step": runner.machine.state.get("step", 0),
@@ -670,7 +775,7 @@ def replay(job_id: str, journal: JobJournal, first: dict, snap: dict | None, aft
         runner.machine = machine = Machine(snap["state"], source=source)
         for p in snap["pending"]:
             runner.pending[p["step"]] = {"br": p["br"], "req": expand(p["req"], first["env"]),
-                                         "started": p["started"]}
+                                         "started": p["started"], "at": p.get("at")}
         runner.since_snapshot = 0
         note = ""
     else:
@@ -695,6 +800,7 @@ def _replay_record(runner: Runner, rec: dict, env: dict, note: str) -> None:
         if p is None or rec.get("req") != _canon(compact(p["req"], env)):
             raise _diverged(runner.journal.lease, rec, p, note)
         p["started"] = True
+        p["at"] = rec.get("at")
     elif kind == "effect.done":
         step = rec.get("step")
         p = pending.get(step)
@@ -736,6 +842,8 @@ def _diverged(lease: Lease, rec: dict, pending: dict | None, note: str) -> Diver
 def _tag(exc: BaseException, lease: Lease) -> None:
     """Remember which job an unexpected exception came from, so its traceback lands in its
     directory (when its store has one)."""
+    if isinstance(exc, Terminated) and exc.job_id is None:
+        exc.job_id = getattr(lease, "job_id", None)
     try:
         if not hasattr(exc, "fm_job_dir") and getattr(lease, "dir", None) is not None:
             exc.fm_job_dir = lease.dir

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from flowmetal.connectors import perform
+from flowmetal.connectors import mark, perform
 
 from .conftest import EchoTerm
 
@@ -70,6 +70,75 @@ def test_write_to_file(term, tmp_path):
     bad = {"kind": "file", "path": str(tmp_path / "no/f"), "mode": "a", "display": "no/f"}
     assert op(term, op="write", target=bad, data="x") == {
         "error": "cannot open no/f: No such file or directory"}
+
+
+def _append(tmp_path, data="row 2\n"):
+    return {"op": "write", "cwd": str(tmp_path), "data": data,
+            "target": {"kind": "file", "path": "f", "mode": "a", "display": "f"}}
+
+
+def test_write_mark_notes_size_and_identity_of_an_append_target(tmp_path):
+    req = _append(tmp_path)
+    assert mark(req) == {"size": 0}                     # not there yet: the append creates it
+    (tmp_path / "f").write_text("row 1\n")
+    st = os.stat(tmp_path / "f")
+    assert mark(req) == {"size": 6, "dev": st.st_dev, "ino": st.st_ino}
+    trunc = dict(req, target=dict(req["target"], mode="w"))
+    assert mark(trunc) is None                          # truncate + write: a repeat is the same
+    assert mark({"op": "write", "target": {"kind": "term", "fd": 1}, "data": "x"}) is None
+    assert mark(dict(req, target=dict(req["target"], path="/dev/null"))) is None   # a device
+    assert mark({"op": "exec", "stages": []}) is None
+
+
+def test_write_run_again_skips_bytes_its_first_run_wrote(term, tmp_path):
+    (tmp_path / "f").write_text("row 1\n")
+    req = _append(tmp_path)
+    at = mark(req)
+    assert op(term, **req) == {}                        # the first run: cut off before its result
+    assert op(term, **dict(req, at=at)) == {"already": 6}
+    assert (tmp_path / "f").read_text() == "row 1\nrow 2\n"
+
+
+def test_write_run_again_completes_a_write_cut_short(term, tmp_path):
+    (tmp_path / "f").write_text("row 1\n")
+    req = _append(tmp_path, "row 2 is long\n")
+    at = mark(req)
+    with open(tmp_path / "f", "a") as f:
+        f.write("row 2 ")
+    assert op(term, **dict(req, at=at)) == {"already": 6}
+    assert (tmp_path / "f").read_text() == "row 1\nrow 2 is long\n"
+
+
+def test_write_run_again_writes_what_is_not_where_it_was_expected(term, tmp_path):
+    (tmp_path / "f").write_text("row 1\n")
+    req = _append(tmp_path)
+    at = mark(req)
+    assert op(term, **dict(req, at=at)) == {}           # the first run never wrote
+    assert (tmp_path / "f").read_text() == "row 1\nrow 2\n"
+    at = mark(req)
+    with open(tmp_path / "f", "a") as f:                # someone else appended first
+        f.write("other\n")
+    assert op(term, **dict(req, at=at)) == {}
+    assert (tmp_path / "f").read_text() == "row 1\nrow 2\nother\nrow 2\n"
+
+
+def test_write_run_again_into_a_replaced_file_writes(term, tmp_path):
+    (tmp_path / "f").write_text("row 1\n")
+    req = _append(tmp_path)
+    at = mark(req)
+    op(term, **req)
+    os.rename(tmp_path / "f", tmp_path / "f.1")         # rotated before the resume
+    (tmp_path / "f").write_text("row 1\nrow 2\n")       # same bytes, another file
+    assert op(term, **dict(req, at=at)) == {}
+    assert (tmp_path / "f").read_text() == "row 1\nrow 2\nrow 2\n"
+
+
+def test_write_run_again_of_a_file_that_did_not_exist(term, tmp_path):
+    req = _append(tmp_path)
+    at = mark(req)
+    op(term, **req)
+    assert op(term, **dict(req, at=at)) == {"already": 6}
+    assert (tmp_path / "f").read_text() == "row 2\n"
 
 
 def test_read_file(term, tmp_path):

@@ -65,3 +65,19 @@ def records(path: Path) -> list[dict]:
 
 def kinds(path: Path) -> list[str]:
     return [r["kind"] for r in records(path)]
+
+
+def real_fm(*args, cwd, home, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """Run the real `fm ARGS` with FM_HOME=home, no config file and no other FM_ variables."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    e.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "flowmetal", *map(str, args)], cwd=cwd, env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def journal_of(home: Path) -> tuple[str, list]:
+    """The one job in the store at `home`: (id, its records)."""
+    (job,) = os.listdir(home / "jobs")
+    text = (home / "jobs" / job / "journal.jsonl").read_text()
+    return job, [json.loads(line) for line in text.splitlines()]

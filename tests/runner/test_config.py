@@ -72,6 +72,10 @@ prompt = "fm> "
     ("[retry]\nmax_delay = '5 minutes'\n", "`retry.max_delay`"),
     ("[journal]\nfsync = true\n", "`journal.fsync`"),
     ("[journal]\nfsync = 'sometimes'\n", "`journal.fsync`"),
+    ("[journal]\nredact = '*TOKEN*'\n", "`journal.redact`"),
+    ("[journal]\nredact = ['*TOKEN*', 3]\n", "`journal.redact`"),
+    ("[journal]\nredact = ['']\n", "`journal.redact`"),
+    ("[journal]\nredact_more = []\n", "unknown key `journal.redact_more`"),
     ("[shell]\nprompt = 3\n", "`shell.prompt`"),
     ("[daemon\n", "invalid TOML"),
 ])
@@ -82,6 +86,14 @@ def test_errors_name_file_and_key(text, where):
     assert where in e.value.message
     assert "\n" not in e.value.message
     assert e.value.status == 2
+
+
+def test_redact_patterns_default_and_set():
+    assert Config().journal.redact == ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*KEY*",
+                                       "*CREDENTIAL*")
+    c = parse_config("[journal]\nredact = ['DB_*', '*PASS*']\n", "c.toml")
+    assert c.journal.redact == ("DB_*", "*PASS*")
+    assert parse_config("[journal]\nredact = []\n", "c.toml").journal.redact == ()
 
 
 def test_not_utf8():

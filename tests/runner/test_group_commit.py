@@ -5,17 +5,12 @@ journal back to its last fsync before the SIGKILL): no completed world-changing 
 twice; reads may repeat."""
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT
+from .helpers import journal_of, real_fm
 
 SCRIPT = """\
 for f in a b c; do
@@ -30,17 +25,10 @@ echo end
 
 
 def fm(*args, cwd, home, env=None):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
-    e.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=e,
-                          capture_output=True, text=True, timeout=60)
+    return real_fm(*args, cwd=cwd, home=home, env=env, timeout=60)
 
 
-def journal(home: Path) -> list:
-    (job,) = os.listdir(home / "jobs")
-    path = home / "jobs" / job / "journal.jsonl"
-    return job, [json.loads(line) for line in path.read_text().splitlines()]
+journal = journal_of
 
 
 def world_done(recs) -> set:

@@ -311,9 +311,10 @@ def test_sigterm_leaves_the_job_resumable(fake, work, home):
     while counter(work) != [1] and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=20)
-    assert proc.returncode == -signal.SIGTERM
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM, err
     job_id, path = only_job(home)
+    assert f"can be resumed with fm resume {job_id}" in err
     assert kinds(path)[-1] in ("effect.started", "effect.done")
     p = fakefm("resume", job_id, cwd=work)
     assert p.returncode == 0, p.stderr
