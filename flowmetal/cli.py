@@ -227,28 +227,48 @@ def cmd_run(args) -> int:
     return _start(_script_from_file(args.file, args.args, args.name))
 
 
+_STATES = ("running", "sleeping", "orphaned", "damaged", "done", "failed", "cancelled")
+
+
 @command("ps",
          arg("-a", "--all", action="store_true", help="also list finished jobs"),
+         arg("--state", metavar="STATE", action="append", default=[],
+             help=f"only jobs in this state (repeat, or comma-separate): {', '.join(_STATES)}"),
+         arg("--name", metavar="NAME", help="only jobs of this name (a glob: `deploy*`)"),
          arg("--json", action="store_true", help="one JSON object per line"))
 def cmd_ps(args) -> int:
     """List jobs (unfinished ones unless -a).
 
     Columns: id, name, state (running, sleeping, orphaned, done, failed, cancelled, or damaged:
-    its journal fails a check, `fm log` names the line), since (when it entered that state),
-    steps (the machine's step count) and what it is waiting on.
+    its journal fails a check, `fm log` names the line), since (when it entered that state, in
+    local time; the header gives the UTC offset), steps (the machine's step count) and what it
+    is waiting on. `--state` and `--name` filter; asking for a finished state lists finished
+    jobs without -a.
     `--json` prints one object per line with at least id, name, state, since (RFC 3339),
     waiting_on (null when not waiting) and steps.
     """
     from .journal import open_store
     from .runner.jobs import list_jobs
-    jobs = list_jobs(open_store(), all_jobs=args.all)
+    states = {x for s in args.state for x in s.split(",") if x}
+    if states - set(_STATES):
+        raise UsageError(f"ps --state: no state {', '.join(sorted(states - set(_STATES)))} "
+                         f"(states: {', '.join(_STATES)})")
+    finished = bool(states & {"done", "failed", "cancelled"})
+    jobs = list_jobs(open_store(), all_jobs=args.all or finished)
+    if states:
+        jobs = [j for j in jobs if j.state in states]
+    if args.name is not None:
+        from fnmatch import fnmatchcase
+        jobs = [j for j in jobs if fnmatchcase(j.name, args.name)]
     if args.json:
         import json
         for job in jobs:
             print(json.dumps(job.as_json(), separators=(",", ":")))
         return 0
+    import time
+
     from .runner.history import local_time
-    rows = [("ID", "NAME", "STATE", "SINCE", "STEPS", "WAITING ON")]
+    rows = [("ID", "NAME", "STATE", f"SINCE ({time.strftime('%z')})", "STEPS", "WAITING ON")]
     for job in jobs:
         state = job.state
         if job.status not in (None, 0):

@@ -156,8 +156,17 @@ def test_run_and_ps(fake, home, work, capfd, monkeypatch):
     assert "`thing` exited with status 3" in err
     assert cli.run_cli(["ps"]) == 0
     out = capfd.readouterr().out
-    assert out.splitlines()[0].split() == ["ID", "NAME", "STATE", "SINCE", "STEPS", "WAITING", "ON"]
+    assert re.fullmatch(r"ID +NAME +STATE +SINCE \([+-]\d{4}\) +STEPS +WAITING ON",
+                        out.splitlines()[0])
     assert len(out.splitlines()) == 1  # all finished
+    # filters: a finished state lists finished jobs without -a; names are globs
+    assert cli.run_cli(["ps", "--json", "--state", "failed"]) == 0
+    assert [json.loads(l)["name"] for l in capfd.readouterr().out.splitlines()] == \
+        ["Nightly Build"]
+    assert cli.run_cli(["ps", "--json", "-a", "--state", "done,failed", "--name", "c*"]) == 0
+    assert [json.loads(l)["name"] for l in capfd.readouterr().out.splitlines()] == ["count", "c"]
+    assert cli.run_cli(["ps", "--state", "asleep"]) == 2
+    assert "ps --state: no state asleep" in capfd.readouterr().err
     assert cli.run_cli(["ps", "-a", "--json"]) == 0
     rows = [json.loads(l) for l in capfd.readouterr().out.splitlines()]
     by_name = {r["name"]: r for r in rows}
