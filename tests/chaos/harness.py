@@ -638,6 +638,9 @@ class Judge:
             if start > end:
                 return LOST, f"stdout: {want[end:start]!r} lost between run {i} and run {i + 1}"
             if start < end:
+                if not self.in_flight():
+                    return DUPLICATE, (f"stdout: {want[start:end]!r} printed again by run "
+                                       f"{i + 1} though no effect was in flight at the crash")
                 self.reruns = True
             end = start + len(out)
         if end != len(want):

@@ -127,6 +127,13 @@ def stray_output(ws, runs):
         f.write("surprise\n")
 
 
+def repeat_output(ws, runs):
+    """The resume prints again the last line the crashed run printed."""
+    last = Path(runs[0].out).read_text().splitlines(True)[-1]
+    out = Path(runs[1].out)
+    out.write_text(last + out.read_text())
+
+
 def lose_output(ws, runs):
     out = Path(runs[0].out)
     out.write_bytes(out.read_bytes()[:-3])
@@ -139,9 +146,10 @@ def lose_output(ws, runs):
     ("loops", ("before", "write-done"), repeat_a_line("rows.txt"), h.OWN_WRITE),
     ("loops", ("after", "exec-done"), stray_output, h.DIVERGENT),
     ("loops", ("after", "exec-done"), lose_output, h.LOST),
+    ("loops", ("after", "exec-done"), repeat_output, h.DUPLICATE),
     ("once", ("after", "exec-done"), duplicate_a_completed_effect, h.DUPLICATE),
 ], ids=["duplicate-effect", "lost-line", "repeated-line", "own-write", "stray-output",
-        "lost-output", "once-twice"])
+        "lost-output", "repeated-output", "once-twice"])
 def test_the_judge_catches(refs, tmp_path, script, crash, meddle, verdict):
     ref = refs[script]
     kind, where = crash
