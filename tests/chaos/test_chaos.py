@@ -7,6 +7,7 @@ A failure prints the seed (CHAOS_SEED=... reruns the same sample) and each scena
 (`.venv/bin/python bench/chaos.py --repro LABEL` replays one)."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -179,3 +180,53 @@ def test_once_never_runs_twice_after_a_power_cut(refs, tmp_path):
     done = first_record(ref, "effect.done", "exec", once=True)
     outcome = h.run_scenario(ref, Scenario("once", (Crash("power-before", done),)), tmp_path)
     assert outcome.verdict == h.OK, outcome.detail
+
+
+# -- docs/reliability.md quotes the last full run ----------------------------------------------
+
+DOC = h.ROOT / "docs" / "reliability.md"
+NUMBERS = h.ROOT / "docs" / "reliability.json"
+FIGURES = {
+    "scenarios": "scenarios", "scripts": "scripts", "journal records swept": "journal_records",
+    "process deaths (SIGKILL)": "process_deaths", "ok": "ok", "duplicates": "duplicates",
+    "own-write duplicates": "own_write_duplicates", "divergent results": "divergent",
+    "lost output": "lost", "errors": "errors",
+    "interrupted effects run again (G2)": "reruns", "wall time": "wall_seconds",
+    "fm version": "fm_version", "commit": "commit", "seed": "seed",
+}
+
+
+def doc_rows() -> dict:
+    """`| figure | value |` rows of the document's tables, by figure."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 2 and not set(cells[1]) <= set("-: "):
+            rows[cells[0].strip("`")] = cells[1].strip("`")
+    return rows
+
+
+def doc_value(text: str):
+    """A figure as the document writes it: `10,708`, `52 min 9 s`, or text."""
+    m = re.fullmatch(r"(\d+) min (\d+) s", text)
+    if m:
+        return int(m[1]) * 60 + int(m[2])
+    return int(text.replace(",", "")) if re.fullmatch(r"[\d,]+", text) else text
+
+
+def test_the_reliability_doc_quotes_the_last_full_run():
+    numbers = json.loads(NUMBERS.read_text())
+    assert numbers["mode"] == "full" and numbers["scenarios"] >= 10_000
+    rows = doc_rows()
+    for figure, key in FIGURES.items():
+        assert figure in rows, f"docs/reliability.md has no row `{figure}`"
+        assert doc_value(rows[figure]) == numbers[key], \
+            f"docs/reliability.md says {figure} = {rows[figure]}, the numbers file {numbers[key]}"
+    for kind, count in numbers["by_kind"].items():
+        assert doc_value(rows.get(f"{kind} crashes", "")) == count, kind
+    found = sum(numbers[k] for k in ("duplicates", "own_write_duplicates", "divergent", "lost",
+                                     "errors"))
+    assert numbers["ok"] + found == numbers["scenarios"]
+    for finding in numbers["findings"]:
+        assert finding["scenario"] in DOC.read_text(), \
+            f"docs/reliability.md does not list the finding {finding['scenario']}"
