@@ -7,7 +7,7 @@ Run from the repository root:
   .venv/bin/python bench/chaos.py --full              every scenario (>= 10,000), 2 processes,
                                                      figures to docs/reliability.json
   .venv/bin/python bench/chaos.py --sample 200        a seeded random sample, nothing written
-  .venv/bin/python bench/chaos.py --scripts once,files --full --out /tmp/r.json
+  .venv/bin/python bench/chaos.py --scripts once,files --full --out r.json
 """
 from __future__ import annotations
 
