@@ -79,12 +79,9 @@ def test_quick_sample(refs, tmp_path):
     print(f"CHAOS_SEED={s}: {len(outcomes)} scenarios, "
           f"{sum(o.deaths for o in outcomes)} process deaths, "
           f"{sum(o.reruns for o in outcomes)} with an interrupted effect run again")
+    # Own-write duplicates fail too: issue 13 item 3 (exactly-once own writes) is merged.
     bad = [o for o in outcomes if o.verdict != h.OK]
-    real = [o for o in bad if o.verdict != h.OWN_WRITE]
-    assert not real, report(s, real)
-    if bad:
-        pytest.xfail("issue 13 item 3 (exactly-once own writes) is not merged here: "
-                     + report(s, bad))
+    assert not bad, report(s, bad)
 
 
 # -- the judge catches what it should --------------------------------------------------------
