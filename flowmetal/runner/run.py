@@ -307,7 +307,9 @@ class Runner:
         if not rerun:
             p["at"] = mark(req)
         at = p.get("at")
-        durable = at is not None and self.sync_mode == "always"
+        # A note, or a `once` (at-most-once rests on this record surviving a power cut),
+        # makes the record durable before the effect runs.
+        durable = (at is not None or req.get("once") is True) and self.sync_mode == "always"
         if self.volatile and not durable and (EFFECTS[req["op"]].world or EFFECTS[req["op"]].waits):
             if self.sync_mode == "batch":
                 self._durable_soon()      # it does not wait: durable within BATCH_DELAY

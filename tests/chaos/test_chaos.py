@@ -168,10 +168,7 @@ def test_a_rerun_of_an_interrupted_effect_is_allowed(refs, tmp_path):
     assert outcome.verdict == h.OK and outcome.reruns, outcome.detail
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding of the chaos sweep: `once` runs twice after a power cut. Its effect.started is a "
-    "plain write (flowmetal/runner/run.py Runner._start syncs only marked writes), so a power "
-    "cut after the program ran loses it and the resumed job runs the once again"))
+# Found by the full sweep (10 duplicates): fixed by syncing a `once` effect.started.
 def test_once_never_runs_twice_after_a_power_cut(refs, tmp_path):
     ref = refs["once"]
     done = first_record(ref, "effect.done", "exec", once=True)
