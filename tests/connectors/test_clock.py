@@ -44,16 +44,16 @@ def test_real_clock_reads_and_waits():
     assert abs(clock.now() - time.time()) < 1
     t0 = time.monotonic()
     assert clock.sleep_until(time.time() + 0.2) is False
-    assert 0.19 <= time.monotonic() - t0 < 0.6
+    assert 0.19 <= time.monotonic() - t0 < 2.0  # cut at 0.2 s, not 30 (10x margin)
     t0 = time.monotonic()
     assert clock.sleep_until(time.time() - 10) is False  # already past: at once
-    assert time.monotonic() - t0 < 0.05
+    assert time.monotonic() - t0 < 0.5
 
 
 def test_real_sleep_cut_by_deadline():
     t0 = time.monotonic()
     assert Clock().sleep_until(time.time() + 30, deadline=time.time() + 0.2) is True
-    assert 0.19 <= time.monotonic() - t0 < 0.6
+    assert 0.19 <= time.monotonic() - t0 < 2.0  # cut at 0.2 s, not 30 (10x margin)
     # a deadline after `until` does not cut anything
     assert Clock().sleep_until(time.time() + 0.05, deadline=time.time() + 30) is False
 
@@ -84,7 +84,7 @@ def test_fake_clock_starts_at_real_time(tmp_path, monkeypatch):
 def test_fake_sleep_of_three_days_is_instant(fake):
     t0 = time.monotonic()
     res = perform({"op": "sleep", "until": 1800000000.0 + 3 * DAY, "why": "sleep 3d"}, Term())
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 5  # three days of fake time, no real waiting
     assert res == {"now": 1800000000.0 + 3 * DAY}
     assert float(fake.read_text()) == 1800000000.0 + 3 * DAY
     # sleeping until a time already past does not move the clock back
@@ -249,8 +249,8 @@ def test_real_sleep_cut_by_deadline_op():
     t0 = time.monotonic()
     res = perform({"op": "sleep", "until": time.time() + 30, "why": "sleep 30s",
                    "deadline": time.time() + 0.2}, Term())
-    assert res["timeout"] is True and 0.19 <= time.monotonic() - t0 < 0.6
-    assert abs(res["now"] - time.time()) < 0.1
+    assert res["timeout"] is True and 0.19 <= time.monotonic() - t0 < 2.0
+    assert abs(res["now"] - time.time()) < 1
 
 
 # -- the status line ---------------------------------------------------------------------------

@@ -434,7 +434,7 @@ def test_spawning_true_is_cheap(term, env, tmp_path):
     start = time.perf_counter()
     for _ in range(50):
         perform(req, term)
-    assert (time.perf_counter() - start) / 50 < 0.2
+    assert (time.perf_counter() - start) / 50 < 0.5  # ~1 ms each: a guard, not a figure
 
 
 def test_without_pidfds(term, env, tmp_path, monkeypatch):
