@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import JobNotFoundError, JournalError
-from ..statedir import private_dir, state_dir
+from ..statedir import check_private, private_dir, state_dir
 from . import content
 from ._fs import fsync_dir, fsync_fd
 from .jobstore import JOB_ID_RE, JobStore, Lease
@@ -43,7 +43,6 @@ class JsonlStore(JobStore):
             st = os.lstat(path)
         except FileNotFoundError:
             raise JobNotFoundError(f"no job `{job_id}`") from None
-        from ..statedir import check_private
         check_private(path, st)
         return path
 
@@ -140,10 +139,10 @@ class JsonlStore(JobStore):
         return str(self.jobs / job_id / JOURNAL)
 
     def head(self, job_id: str) -> dict:
-        return self._restore(job_id, first_record(self.path(job_id)))
+        return self._restore(job_id, read_first(self.path(job_id)))
 
     def last(self, job_id: str) -> dict | None:
-        rec = last_record(self.path(job_id))
+        rec = read_last(self.path(job_id))
         return None if rec is None else self._restore(job_id, rec)
 
     def tail(self, job_id: str) -> tuple[dict | None, list[dict]]:
@@ -302,16 +301,6 @@ def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
             fsync_fd(fd)
     finally:
         os.close(fd)
-
-
-def first_record(path: Path) -> dict:
-    """Record 0 (job.started), reading only the first line (checked)."""
-    return read_first(path)
-
-
-def last_record(path: Path, block: int = 8192) -> dict | None:
-    """The last complete record, reading backwards from the end (checked); None if none."""
-    return read_last(path, block)
 
 
 def _rmtree(path: Path, **kw) -> None:

@@ -13,7 +13,9 @@ import pytest
 from flowmetal.errors import JournalDamagedError, JournalError
 from flowmetal.journal import FORMAT, codec
 from flowmetal.journal.jobstore import LARGE, new_job_id
-from flowmetal.journal.jsonl import JOURNAL, JsonlStore, first_record, last_record
+from flowmetal.journal.jsonl import JOURNAL, JsonlStore
+from flowmetal.journal.reader import read_first as first_record
+from flowmetal.journal.reader import read_last as last_record
 from flowmetal.statedir import StateDirError, state_dir
 
 from .helpers import ROOT
