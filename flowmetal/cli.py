@@ -206,7 +206,9 @@ def _overview() -> str:
     for name, (fn, _) in COMMANDS.items():
         lines.append(f"    {name:<{width}}  {_summary(fn)}")
     lines += ["", "options: -c SCRIPT, --version, -h/--help",
-              "`fm help COMMAND` describes a command. Exit status: the script's; 2 for usage or "
+              "`fm help COMMAND` describes a command; `fm help BUILTIN` a builtin or keyword of "
+              "the language (retry, timeout, once, sleep, try, read, printf, trap, ...).",
+              "Exit status: the script's; 2 for usage or "
               "syntax errors; 130 after Ctrl-C."]
     return "\n".join(lines)
 
@@ -287,12 +289,16 @@ def cmd_ps(args) -> int:
          arg("job", metavar="JOB", help="a job id or a unique prefix of one"),
          arg("-f", "--follow", action="store_true", help="keep printing until the job ends"),
          arg("--json", action="store_true", help="print the journal records as stored"),
-         arg("--output", action="store_true", help="print only the job's output"))
+         arg("--output", action="store_true", help="print only the job's output"),
+         arg("--no-output", action="store_true", help="hide the output under each step"),
+         arg("--full", action="store_true", help="show all of each step's output, unclipped"))
 def cmd_log(args) -> int:
     """Show a job's history.
 
     One line per event: local time, step, and what happened (`exec  make test  -> 0`,
-    `write  stdout 12 bytes`, `job.finished  status 0`). `--json` prints the journal records as
+    `write  stdout 12 bytes`, `job.finished  status 0`). Under a step, the text it printed
+    (`out|`, `err|`) or a `$(...)` captured (`cap|`), at most 10 lines of each (`--full`: all;
+    `--no-output`: none). `--json` prints the journal records as
     stored, one per line (docs/journal.md), but for the values of variables named like secrets
     (`[journal] redact`: *TOKEN*, *SECRET*, *PASSWORD*, *KEY*, *CREDENTIAL*), shown as ***.
     `--output` prints what the job wrote, stdout to stdout and stderr to stderr. `-f` follows
@@ -300,9 +306,11 @@ def cmd_log(args) -> int:
     """
     from .journal import open_store
     from .runner.config import load_config
-    from .runner.history import Redactor, history_lines, output_chunks
-    if args.json and args.output:
-        raise UsageError("log: --json and --output exclude each other")
+    from .runner.history import OUTPUT_LINES, Redactor, history_lines, output_chunks
+    if args.json + args.output + (args.no_output or args.full) > 1:
+        raise UsageError("log: --json, --output and --no-output/--full exclude each other")
+    if args.no_output and args.full:
+        raise UsageError("log: --no-output and --full exclude each other")
     redact = Redactor(load_config().journal.redact)
     store = open_store()
     job_id = store.find(args.job)
@@ -317,7 +325,8 @@ def cmd_log(args) -> int:
         _write_output(output_chunks(records))
     else:
         live = store.holder(job_id) is not None
-        for line in history_lines(records, live=live):
+        limit = 0 if args.no_output else None if args.full else OUTPUT_LINES
+        for line in history_lines(records, live=live, output=limit):
             print(line, flush=args.follow)
     return 0
 
@@ -416,15 +425,27 @@ def cmd_check(args) -> int:
     return status
 
 
-@command("help", arg("topic", metavar="COMMAND", nargs="?", help="the command to describe"))
+@command("help", arg("topic", metavar="COMMAND|BUILTIN", nargs="?",
+                     help="an fm command, or a builtin or keyword of the language"))
 def cmd_help(args) -> int:
-    """Describe fm, or one command."""
+    """Describe fm, one of its commands, or a builtin or keyword of its language.
+
+    `fm help retry` prints the builtin's synopsis, what it does and an example (from the table
+    `fm check` uses, flowmetal/lang/support.py); for a bash builtin fm lacks, what to do
+    instead.
+    """
     if args.topic is None:
         print(_overview())
         return 0
-    if args.topic not in COMMANDS:
-        raise UsageError(f"help: no command `{args.topic}` (commands: {', '.join(COMMANDS)})")
-    print(_command_parser(args.topic).format_help().rstrip())
+    if args.topic in COMMANDS:
+        print(_command_parser(args.topic).format_help().rstrip())
+        return 0
+    from .lang.support import help_text
+    text = help_text(args.topic)
+    if text is None:
+        raise UsageError(f"help: no command, builtin or keyword `{args.topic}` (`fm help` "
+                         "lists the commands)")
+    print(text)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Helpful syntax-error messages, built from the lexer's record of open constructs."""
+"""Helpful error messages: syntax errors, built from the lexer's record of open constructs,
+and the call chain under a run-time error's diagnostic."""
 from __future__ import annotations
 
 from flowmetal.lang.lexer import PATTERN
@@ -149,3 +150,29 @@ def syntax_error(lx, tok):
     if before:
         msg += ": " + expectation(src, before[-1])
     return src.error(msg, start, end)
+
+
+def call_chain_text(chain) -> str | None:
+    """The line under an error's diagnostic that says where it happened, innermost first:
+
+        in deploy (deploy.fm:2), called from main (deploy.fm:4), called from deploy.fm:5
+
+    `chain` is the error record's [[kind, name, file, line]] list, outermost first (the
+    machine's `call_chain`); a function shows as NAME (FILE:LINE), a sourced file as
+    source (FILE:LINE), the script as FILE:LINE. None when there is nothing to show (a
+    missing or malformed chain: records come from a journal)."""
+    if not isinstance(chain, list) or len(chain) < 2:
+        return None
+    parts = []
+    for entry in reversed(chain):
+        if not (isinstance(entry, list) and len(entry) == 4):
+            return None
+        kind, name, file, line = (str(x) for x in entry)
+        where = f"{file}:{line}" if line not in ("", "0") else file
+        if kind == "fn":
+            parts.append(f"{name} ({where})")
+        elif kind == "src":
+            parts.append(f"source ({where})")
+        else:
+            parts.append(where)
+    return "    in " + ", called from ".join(parts)

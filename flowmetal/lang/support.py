@@ -384,3 +384,250 @@ def _operand_problem(name: str, opts: list, rest: list, more: bool):
     else:
         return None
     return next(((m, i) for i, m in checks if m), None)
+
+
+# -- help: `fm help NAME` ------------------------------------------------------------------------
+HELP: dict[str, tuple] = {
+    # durable builtins (SPEC 1.4)
+    "sleep": ("sleep DURATION...\nsleep --until TIME",
+              "A durable timer: the clock is read once (journaled), the due time is fixed, and "
+              "the wait is an effect, so a job killed while it waits and resumed waits only for "
+              "what is left. Durations: 250ms 30s 5m 2h 3d 1w, compounds (1h30m), decimals, "
+              "bare seconds; several are added up. TIME is RFC 3339 or HH:MM[:SS] (the next "
+              "such time in the job's zone).",
+              "sleep 1h30m; sleep --until 02:00"),
+    "retry": ("retry [-n N|--attempts N] [--delay D] [--backoff F] [--max-delay D] [--jitter] "
+              "[--timeout D] [--on S,...] { BODY }\nretry [OPTIONS] [--] CMD [ARG...]",
+              "Runs BODY (or CMD) until it succeeds, at most N times (default 5), waiting "
+              "D*F^(k-1) between attempts (1s, doubling, at most 5m; --jitter draws each wait "
+              "from [0, wait]). --timeout bounds the whole retry (status 124), --on retries only "
+              "on those statuses. Each wait is a durable timer. When the attempts run out, the "
+              "error points at the command that failed in the last attempt and names the retry.",
+              "retry -n 3 --delay 2s -- curl -fsS https://ci.local/health"),
+    "timeout": ("timeout DURATION { BODY }\ntimeout DURATION [--] CMD [ARG...]",
+                "A durable wall-clock deadline, fixed when `timeout` starts: at the deadline the "
+                "running program gets SIGTERM (SIGKILL 2s later), a durable sleep is cut short, "
+                "and the body fails with status 124, pointing at the command it stopped. A "
+                "deadline that passed while the job was not running fires when it resumes.",
+                "timeout 10m { make test; make package; }"),
+    "once": ("once CMD [ARG...]",
+             "Runs the external program CMD at most once. If a crash cut it off (its start is "
+             "journaled, its end is not), the resumed job does not run it again: it fails with "
+             "status 125 (outcome unknown) so the script can check by hand.",
+             "once curl -fsS -X POST https://pay.local/charge -d @order.json"),
+    "now": ("now [+FORMAT]",
+            "Prints the current time (a journaled clock read) in the job's time zone: RFC 3339 "
+            "with the offset, or strftime FORMAT.",
+            "stamp=$(now +%Y%m%d-%H%M%S)"),
+    "json": ("json get PATH [DEFAULT]\njson build ITEM...\njson len|keys|valid|pretty",
+             "Pure JSON on stdin, no effect: `get` prints the value at PATH (.a.b[0]; strings "
+             "raw, others compact; a missing path is status 1 unless DEFAULT is given), "
+             "`build` makes an object from field=string and field:=rawjson items.",
+             "id=$(curl -fsS \"$url\" | json get '.items[0].id')"),
+    # control
+    "true": (": [ARG...]\ntrue [ARG...]", "Does nothing and succeeds (status 0).",
+             "while true; do poll || break; done"),
+    "false": ("false [ARG...]",
+              "Does nothing and fails with status 1 (which raises an error unless handled).",
+              "if false; then echo never; fi"),
+    "exit": ("exit [N]",
+             "Ends the script (or the current branch, `( ... )` or `$(...)`) with status N "
+             "(default: the last command's). `finally` blocks and the EXIT trap run first.",
+             "[[ -f config.toml ]] || exit 2"),
+    "return": ("return [N]",
+               "Leaves the function (or sourced file) with status N (default: the last "
+               "command's). A non-zero status raises at the call, as under `set -e` bash.",
+               "is_ready() { [[ -f ready ]] && return 0; return 1; }"),
+    "break": ("break [N]\ncontinue [N]",
+              "Leaves (`break`) or goes on with the next round of (`continue`) the innermost "
+              "loop, or the Nth enclosing one.",
+              "for f in *.log; do [[ -s $f ]] || continue; gzip \"$f\"; done"),
+    "shift": ("shift [N]", "Drops the first N (default 1) positional parameters.",
+              "while (( $# )); do echo \"$1\"; shift; done"),
+    "eval": ("eval TEXT...",
+             "Joins its arguments with spaces and runs the text as fm code, in the current "
+             "scope; its effects are journaled like any others.",
+             "eval \"$(ssh-agent -s)\""),
+    "source": ("source FILE [ARG...]\n. FILE [ARG...]",
+               "Runs FILE's code in the current shell (its functions and variables stay); "
+               "with ARGs, they are $1... while it runs. Errors in it show the call chain.",
+               "source ./lib.fm"),
+    "exec": ("exec CMD [ARG...]\nexec REDIRECTION...",
+             "With redirections only, changes the script's own file descriptors; with a "
+             "command, runs it and ends the script with its status.",
+             "exec >> build.log 2>&1"),
+    "trap": ("trap [-lp] ['CMDS' NAME...]\ntrap - NAME...",
+             "Runs CMDS on EXIT (when the job really ends, once, even across resumes), ERR (a "
+             "failure nothing handles), INT (Ctrl-C) or TERM (`fm cancel`). A trap cannot stop "
+             "a cancellation; `trap - NAME` resets one, `trap -p` lists them.",
+             "trap 'rm -rf \"$tmp\"' EXIT"),
+    "wait": ("wait [-n] [ID...]",
+             "Waits for branches started with `CMD &`: the given ones (the last one's status), "
+             "the next to end (-n), or all of them (the status of the first that failed).",
+             "for r in us eu; do deploy \"$r\" & done; wait"),
+    "caller": ("caller [N]",
+               "Prints the line and file (with N: line, function, file) of the Nth call up the "
+               "stack; status 1 past the top.",
+               "die() { echo \"error at $(caller 0)\" >&2; exit 1; }"),
+    # output, input
+    "echo": ("echo [-neE] [ARG...]",
+             "Prints its arguments separated by spaces and a newline (-n: none; -e: "
+             "interpret backslash escapes).",
+             "echo \"deployed $version\""),
+    "printf": ("printf [-v VAR] FORMAT [ARG...]",
+               "Formats ARGs as C printf does (%s %d %x %f %q %b %(FMT)T, widths, `*`), "
+               "reusing FORMAT until every ARG is used; -v assigns the text to VAR (an element "
+               "too) instead of printing it. %(FMT)T reads the clock once (journaled).",
+               "printf '%-10s %5d\\n' \"$name\" \"$count\""),
+    "read": ("read [-rs] [-a ARRAY] [-d DELIM] [-n N|-N N] [-p PROMPT] [-t SECS] [-u FD] "
+             "[NAME...]",
+             "Reads a line from stdin (or FD) and assigns its fields to the NAMEs (the rest to "
+             "the last; REPLY when none), or to ARRAY with -a. Status 1 at end of input; -t "
+             "bounds a wait on the job's stdin (status 142).",
+             "while IFS=, read -r host port; do echo \"$host:$port\"; done < hosts.csv"),
+    "mapfile": ("mapfile [-t] [-d DELIM] [-n N] [-s N] [-O I] [-u FD] [ARRAY]\nreadarray ...",
+                "Reads stdin's lines into ARRAY (MAPFILE by default); -t strips the newlines.",
+                "mapfile -t hosts < hosts.txt"),
+    "getopts": ("getopts OPTSTRING NAME [ARG...]",
+                "Parses the next option of $@ (or ARGs) as bash does: sets NAME to the letter, "
+                "OPTARG to its argument, OPTIND to the next index; status 1 after the last "
+                "option. A leading `:` in OPTSTRING makes errors silent.",
+                "while getopts 'vo:' o; do case $o in v) verbose=1;; o) out=$OPTARG;; esac; "
+                "done"),
+    # variables
+    "declare": ("declare [-aAfFgilnrtuxp] [+ilnux] [NAME[=VALUE]...]\ntypeset ...",
+                "Sets variables and their attributes: -a indexed array, -A associative, "
+                "-i integer (assignments are arithmetic), -l/-u case, -n nameref, -r readonly, "
+                "-x exported, -g global from a function; -p prints them as bash does.",
+                "declare -A port=([web]=80 [db]=5432)"),
+    "local": ("local [-aAilnrux] [+ilnux] NAME[=VALUE]...",
+              "Declares variables seen only by this function and the functions it calls "
+              "(bash's dynamic scoping); takes declare's attributes.",
+              "deploy() { local -n cfg=$1; local host=${cfg[host]}; ssh \"$host\" ./release; }"),
+    "export": ("export [-n] [NAME[=VALUE]...]\nexport -p",
+               "Marks variables to be passed to the programs the job runs (-n unmarks).",
+               "export AWS_REGION=eu-west-1"),
+    "readonly": ("readonly [-aA] [NAME[=VALUE]...]\nreadonly -p",
+                 "Makes variables read-only: assigning or unsetting them is an error.",
+                 "readonly RELEASE=$(git describe)"),
+    "unset": ("unset [-fnv] NAME...",
+              "Removes variables (-v, the default), functions (-f) or a nameref itself (-n); "
+              "an element too: unset 'a[2]'.",
+              "unset 'cache[$key]'"),
+    "let": ("let EXPR...", "Evaluates arithmetic expressions; fails when the last one is 0.",
+            "let 'n += 1'"),
+    "set": ("set [-eufx] [+eufx] [-o NAME] [--] [ARG...]",
+            "Turns shell options on (-) or off (+): errexit (-e), nounset (-u), noglob (-f), "
+            "xtrace (-x), -o pipefail; `set -- ARGS` replaces the positional parameters; "
+            "`set -o` lists the options.",
+            "set -- \"$@\" --verbose"),
+    "shopt": ("shopt [-pqsu] [-o] [NAME...]",
+              "Shows shell options. fm's are fixed to what fm always does (lastpipe, "
+              "inherit_errexit, failglob on; nullglob, extglob, globstar, ... off): setting "
+              "one to that value is accepted, to the other refused by `fm check`.",
+              "shopt -q lastpipe && echo 'every pipeline stage runs here'"),
+    # tests
+    "test": ("test EXPR\n[ EXPR ]",
+             "Evaluates a POSIX test expression (-f FILE, -z STR, A = B, N -lt M, !, -a, -o); "
+             "file tests are journaled effects. Prefer `[[ ... ]]`.",
+             "[ -d \"$dir\" ] || mkdir -p \"$dir\""),
+    # directories
+    "cd": ("cd [-L|-P] [DIR | -]",
+           "Changes the job's directory (HOME without DIR; `-` the previous one, printed). "
+           "The directory is part of the job's state and kept across resumes.",
+           "cd \"$workdir\" && make"),
+    "pwd": ("pwd [-LP]", "Prints the job's current directory (-P: with links resolved).",
+            "here=$(pwd)"),
+    "pushd": ("pushd [-n] [DIR | +N | -N]",
+              "Pushes the current directory on the directory stack and changes to DIR.",
+              "pushd build; make; popd"),
+    "popd": ("popd [-n] [+N | -N]",
+             "Removes the top of the directory stack and changes to the new top.",
+             "pushd /tmp; popd"),
+    "dirs": ("dirs [-clpv] [+N | -N]", "Prints the directory stack (-c clears it).",
+             "dirs -v"),
+    # commands
+    "command": ("command [-v|-V] NAME [ARG...]",
+                "Runs NAME as a builtin or program, skipping functions of that name (and fm's "
+                "durable builtins: `command sleep 1` runs the program); -v/-V say what NAME is.",
+                "command -v jq >/dev/null || { echo 'jq missing' >&2; exit 1; }"),
+    "builtin": ("builtin NAME [ARG...]",
+                "Runs the builtin NAME, even where a function has that name.",
+                "cd() { builtin cd \"$@\" && echo \"now in $PWD\"; }"),
+    "type": ("type [-atp] NAME...",
+             "Says what each NAME is: keyword, function, builtin or file (-t: that word only).",
+             "type -t deploy"),
+    "hash": ("hash [-r] [NAME...]",
+             "fm keeps no command table: `hash -r` does nothing, `hash NAME` checks that NAME "
+             "is found on PATH.",
+             "hash git || exit 1"),
+    # keywords
+    "try": ("try { BODY } catch { HANDLER } [finally { CLEANUP }]\ntry { BODY } finally "
+            "{ CLEANUP }",
+            "Runs BODY; a runtime error in it (a failing command, an unset variable, ...) runs "
+            "HANDLER, with $? the failing status and $FM_ERROR its `file:line:col: message`. "
+            "CLEANUP runs however BODY ends, on `exit`, `return` and cancellation too.",
+            "try { deploy; } catch { notify \"failed: $FM_ERROR\"; } finally { rm -f lock; }"),
+    "if": ("if LIST; then LIST; [elif LIST; then LIST;]... [else LIST;] fi",
+           "Runs the first branch whose condition succeeds. A failure in a condition counts "
+           "as false instead of raising.",
+           "if curl -fs \"$url\" >/dev/null; then echo up; else echo down; fi"),
+    "for": ("for NAME in WORD...; do LIST; done\nfor (( INIT; COND; STEP )); do LIST; done",
+            "Runs LIST for each word (no word splitting: an unquoted $(...) gives one word per "
+            "line), or as a C-style arithmetic loop.",
+            "for host in $(cat hosts.txt); do ssh \"$host\" uptime; done"),
+    "while": ("while LIST; do LIST; done\nuntil LIST; do LIST; done",
+              "Runs the body while (until: until) the condition succeeds.",
+              "until curl -fs \"$url\"; do sleep 5s; done"),
+    "case": ("case WORD in PATTERN[|PATTERN]...) LIST ;; ... esac",
+             "Runs the list of the first pattern (a glob) that WORD matches (`;&` and `;;&` "
+             "fall through as in bash).",
+             "case $env in prod|production) confirm;; *) ;; esac"),
+    "function": ("NAME() { BODY; }\nfunction NAME { BODY; }",
+                 "Defines a function: its arguments are $1..., `local` variables are its own, "
+                 "an error inside leaves it at once and shows the call chain.",
+                 "greet() { echo \"hello, $1\"; }; greet world"),
+    "[[": ("[[ EXPR ]]",
+           "A test without word splitting or globbing: -f FILE, -n STR, A == PATTERN, "
+           "A =~ REGEX (BASH_REMATCH), N -lt M, &&, ||, !. False raises unless handled.",
+           "[[ $branch == release/* ]] && publish"),
+    "((": ("(( EXPR ))",
+           "Evaluates integer arithmetic; status 0 when the value is not 0 (false raises "
+           "unless handled). Non-integer text is an error, never a silent 0.",
+           "(( attempts += 1 )); (( attempts < 5 )) || exit 1"),
+}
+"""`fm help NAME`: (synopsis, one-paragraph description, example) of every builtin the machine
+registers and the keywords users meet (a synopsis's lines are its forms); a name that is
+another's alias points at it in HELP_ALIASES. tests/lang/test_help.py walks the machine's
+builtins (none is without help) and checks docs/language.md's builtin reference against
+`reference_markdown()`."""
+
+HELP_ALIASES: dict[str, str] = {":": "true", "[": "test", ".": "source", "typeset": "declare",
+                                "readarray": "mapfile", "continue": "break", "until": "while",
+                                "]]": "[[", "catch": "try", "finally": "try"}
+
+
+def help_text(name: str) -> str | None:
+    """The text `fm help NAME` prints for a builtin or keyword (for a bash builtin fm lacks:
+    what to do instead), or None when fm knows no such name."""
+    if name in UNSUPPORTED:
+        return unsupported(name)
+    entry = HELP.get(HELP_ALIASES.get(name, name))
+    if entry is None:
+        return None
+    synopsis, description, example = entry
+    import textwrap
+    return "\n".join([*(f"{'usage:' if k == 0 else '':<6} {s}"
+                        for k, s in enumerate(synopsis.split("\n"))), "",
+                      textwrap.fill(description, 92), "", "example:", f"  {example}"])
+
+
+def reference_markdown() -> str:
+    """The builtin reference table of docs/language.md, made from HELP."""
+    rows = ["| name | synopsis |", "|---|---|"]
+    for name, (synopsis, _, _) in HELP.items():
+        also = sorted(a for a, n in HELP_ALIASES.items() if n == name)
+        shown = ", ".join(f"`{n}`" for n in [name, *also])
+        forms = "<br>".join(f"`{s}`" for s in synopsis.replace("|", "\\|").split("\n"))
+        rows.append(f"| {shown} | {forms} |")
+    return "\n".join(rows)

@@ -286,13 +286,16 @@ class CommandOps:
         ctlmsg = st.pop("ctlmsg", None)
         if ctlmsg:
             i["msg"] = ctlmsg
+        where = st.pop("ctlwhere", None)      # a retry's error points at its last failure
         f["i"] = None
         f["pc"] += 1
         if status != 0 and st["opts"].get("e") and i["k"] != "none":
             text = self.snippet(code, node.span) if node.words else " ".join(i["argv"])
             msg = i.get("msg") or f"`{text}` exited with status {status}"
             span = node.words[0].span if node.words else node.span
-            raise ShellError(status, msg, span)
+            e = ShellError(status, msg, span)
+            e.where = where
+            raise e
         if status != 0 and i["k"] == "none" and st["opts"].get("e"):
             raise ShellError(status, i.get("msg") or "redirection failed", node.span)
         if status != 0 and "traps" in st:

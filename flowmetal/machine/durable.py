@@ -139,6 +139,9 @@ def _controller(c, code: str, ctl: dict) -> dict:
     return f
 
 
+RETRY_USAGE = ("usage: retry [-n N|--attempts N] [--delay D] [--backoff F] [--max-delay D] "
+               "[--jitter] [--timeout D] [--on S,...] { BODY } | -- CMD [ARG...]")
+
 _RETRY_FLAGS = {"--attempts": "attempts", "--delay": "delay", "--backoff": "backoff",
                 "--max-delay": "max_delay", "--timeout": "timeout", "--on": "on"}
 
@@ -151,14 +154,16 @@ def b_retry(c):
            "max_delay": float(defaults.get("max_delay", 300)), "jitter": False,
            "timeout": None, "on": None, "n": 0}
     args = c.argv[1:]
-    while args and args[0].startswith("--") and args[0] != "--":
+    while args and args[0].startswith("-") and args[0] != "--":
         flag, eq, value = args[0].partition("=")
+        if flag == "-n" or flag.startswith("-n") and flag[2:].isdigit():
+            flag, eq, value = "--attempts", "=" if len(flag) > 2 else eq, flag[2:] or value
         if flag == "--jitter":
             ctl["jitter"] = True
             args = args[1:]
             continue
         if flag not in _RETRY_FLAGS:
-            raise ShellError(2, f"retry: unknown option `{flag}`", c.span)
+            raise ShellError(2, f"retry: unknown option `{flag}` ({RETRY_USAGE})", c.span)
         if not eq:
             if len(args) < 2:
                 raise ShellError(2, f"retry: {flag} needs a value", c.span)
@@ -181,6 +186,9 @@ def b_retry(c):
                 ctl[key] = _duration(c, value, f"retry {flag}")
         except ValueError:
             raise ShellError(2, f"retry: bad value `{value}` for {flag}", c.span) from None
+    if args and c.block is None and args[0].isdigit():
+        raise ShellError(2, f"retry: `{args[0]}` is not a command: give the attempts as "
+                         f"`retry -n {args[0]} CMD` ({RETRY_USAGE})", c.span)
     ctl["code"], ctl["argv"] = _split_body(c, args)
     c.push = _controller(c, "sys:retry", ctl)
     return 0
@@ -197,6 +205,13 @@ def b_timeout(c):
     ctl["code"], ctl["argv"] = _split_body(c, args[1:])
     c.push = _controller(c, "sys:timeout", ctl)
     return 0
+
+
+def _where(err: dict) -> dict | None:
+    """The location of a body's error, for the error of the `retry` that gives up on it."""
+    if not isinstance(err.get("span"), list):
+        return None
+    return {k: err[k] for k in ("unit", "span", "chain") if k in err}
 
 
 def _dyn_request(name: str) -> dict:
@@ -268,11 +283,15 @@ class DurableOps:
         return self.op_CMD(f, self.code(f"{f['u']}:0") if "u" in f else code,
                            ("CMD", node, 0, None))
 
-    def ctl_return(self, f, status: int, msg: str | None = None):
+    def ctl_return(self, f, status: int, msg: str | None = None, where: dict | None = None):
+        """Leave controller frame `f` with `status`; a failure's `msg` (and the `where` of the
+        error it reports on) become the error of the `retry`/`timeout` command."""
         st = self.br
         st["status"] = status
         if msg:
             st["ctlmsg"] = msg
+        if where:
+            st["ctlwhere"] = where
         st["frames"].pop()
 
     def op_CTL_RET(self, f, code, ins):
@@ -299,7 +318,8 @@ class DurableOps:
         err = self.br.get("err") or {}
         ctl = f["t"]["ctl"]
         if err.get("deadline_of") == f["id"]:
-            self.ctl_return(f, 124, f"`{ctl['text']}` timed out after {_fmt(ctl['seconds'])}")
+            self.ctl_return(f, 124, f"`{ctl['text']}` timed out after {_fmt(ctl['seconds'])}",
+                            _where(err))
             return None
         # the body failed on its own: that failure goes on up
         self.br["frames"].pop()
@@ -332,10 +352,10 @@ class DurableOps:
         if f["i"] is None:
             err = st.get("err") or {}
             f["i"] = {"op": "RETRY", "st": err.get("status", st["status"]) or 1,
-                      "err": err.get("message")}
+                      "err": err.get("message"), "where": _where(err)}
             if err.get("deadline_of") == f["id"]:
                 self.ctl_return(f, 124, f"`{ctl['text']}` timed out after "
-                                f"{_fmt(ctl['timeout'])} ({ctl['n']} attempts)")
+                                f"{_fmt(ctl['timeout'])} ({ctl['n']} attempts)", _where(err))
                 return None
         i = f["i"]
         status = i["st"]
@@ -346,7 +366,7 @@ class DurableOps:
             if i.get("err"):
                 msg += f": {i['err']}"
             f["i"] = None
-            self.ctl_return(f, status, msg)
+            self.ctl_return(f, status, msg, i.get("where"))
             return None
         ok, val = self.memo_run(f, lambda: self._retry_wait(f, ctl, status, n))
         if not ok:

@@ -9,6 +9,10 @@ class ShellError(Exception):
     fatal = False
     """Whether nothing in the script may handle it (LimitError)."""
 
+    where = None
+    """The location ({"unit", "span", "chain"}) of an earlier error this one reports on
+    (`retry` giving up points at the failure of its last attempt), or None: here."""
+
     def __init__(self, status: int, message: str, span=None):
         super().__init__(message)
         self.status = status

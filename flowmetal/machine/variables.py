@@ -386,6 +386,28 @@ class Variables:
         out.reverse()
         return out
 
+    def call_chain(self) -> list:
+        """[[kind, name, file, line]] outermost first, one per activation on the branch's
+        frames (kind "main" for the script or a branch, "fn" a function, "src" a sourced
+        file): the file and line where each one stands now (its call of the next one). For
+        an error's call chain (lang/errmsg.py renders it)."""
+        out = []
+        for f in self.br["frames"]:
+            kind = f["k"]
+            if kind in ("main", "br", "src") or kind == "fn" and "fn" in f:
+                out.append(["main" if kind == "br" else kind, f.get("fn", ""), "", 0])
+            if not out:
+                continue
+            code = self.code(f["c"])
+            if code.unit == "sys":          # a retry/timeout controller; `sys:run` its command
+                span = f["t"].get("span")
+                unit, line = f.get("u"), span[2] if span else 0
+            else:
+                unit, line = code.unit, self.line_of(code, f)
+            if line and unit is not None:
+                out[-1][2:] = [self.unit_source(unit)[1], line]
+        return out
+
     def lineno(self) -> int:
         """$LINENO: the line of the running command; in `eval`'d text (and a trap's), counted
         from the line of the command that runs it, as bash does."""

@@ -260,9 +260,12 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
         if owner is None:
             return None
         ctl = owner["t"].get("ctl", {})
-        self.br["err"] = {"status": 124, "message": f"`{ctl.get('text', 'timeout')}` timed out",
-                          "unit": ctl.get("unit", "main"), "span": ctl.get("span"),
-                          "deadline_of": owner["id"]}
+        # it points at the command it stopped (a controller's own wait: at the `timeout`)
+        err = self.error_record(self.code(self.br["frames"][-1]["c"]), ShellError(
+            124, f"`{ctl.get('text', 'timeout')}` timed out"))
+        if "span" not in err:
+            err.update(unit=ctl.get("unit", "main"), span=ctl.get("span"))
+        self.br["err"] = {**err, "deadline_of": owner["id"]}
         return self.unwind("raise", 124)
 
     def deadline_owner(self):
@@ -314,10 +317,20 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
 
     # -- errors and non-local exits -----------------------------------------------------------
     def error_record(self, code, e: ShellError) -> dict:
+        if e.where is not None:                 # the failure a `retry` gave up on
+            return {**e.where, "status": e.status, "message": e.message}
         span = e.span or self.node_span(code)
-        rec = {"status": e.status, "message": e.message, "unit": code.unit}
+        unit = code.unit
+        if unit == "sys":       # `retry -- CMD`'s command: its span is in the caller's unit
+            unit = self.br["frames"][-1].get("u", "main") if self.br["frames"] else "main"
+        rec = {"status": e.status, "message": e.message, "unit": unit}
+        chain = self.call_chain()
         if span is not None:
             rec["span"] = [span.start, span.end, span.line, span.col]
+            if chain:
+                chain[-1][2:] = [self.unit_source(unit)[1], span.line]
+        if len(chain) > 1:
+            rec["chain"] = chain
         return rec
 
     def node_span(self, code):

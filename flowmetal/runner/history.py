@@ -205,10 +205,13 @@ def _request_of(started: dict) -> str:
     return describe_request(req if isinstance(req, dict) else {}, started.get("ts"))
 
 
-def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[str]:
+def history_lines(records: Iterable[dict], *, live: bool = False,
+                  output: int | None = 0) -> Iterator[str]:
     """One line per event. An effect.started and its effect.done make one line together, shown
     when the result comes (effects of branches overlap); a start without a result (the runner
-    died, or it is still running) gets a line of its own. `[N]` marks branch N's effects."""
+    died, or it is still running) gets a line of its own. `[N]` marks branch N's effects.
+    Under an effect's line, the text it printed or captured (step_output_lines): at most
+    `output` lines of each stream (0: none; None: all of it)."""
     pending: dict = {}  # step -> effect.started waiting for its effect.done
     for rec in records:
         kind = rec.get("kind")
@@ -217,6 +220,8 @@ def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[st
             started = pending.pop(step)
             result = describe_result(started.get("req"), rec.get("res"))
             yield _line(started, step, _request_of(started) + ("  " + result if result else ""))
+            if output != 0:
+                yield from step_output_lines(rec.get("res"), output)
             continue
         if kind == "effect.started":
             if step in pending:      # started again on resume: the first run was cut off
@@ -238,6 +243,36 @@ def history_lines(records: Iterable[dict], *, live: bool = False) -> Iterator[st
 
 
 _ENDS = ("job.finished", "job.cancelled", "job.failed")
+
+OUTPUT_LINES = 10
+"""How many lines of each stream `fm log` shows under a step (`--full`: all of them)."""
+
+_OUTPUT_TAGS = (("out", "out|"), ("err", "err|"), ("capture", "cap|"))
+_OUTPUT_INDENT = " " * 23     # under the event text of a history line
+
+
+def step_output_lines(res, limit: int | None = OUTPUT_LINES) -> Iterator[str]:
+    """A step's output under its history line, indented, each line tagged with its stream:
+    `out|` stdout, `err|` stderr, `cap|` what a `$(...)` captured. At most `limit` lines of
+    each (None: all), then `... N more lines`; a clipped line ends in `...`."""
+    if not isinstance(res, dict):
+        return
+    for key, tag in _OUTPUT_TAGS:
+        text = res.get(key)
+        if not isinstance(text, str) or not text:
+            continue
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        shown = lines if limit is None else lines[:limit]
+        for line in shown:
+            line = line.replace("\r", "\\r").replace("\t", "    ")
+            if limit is not None and len(line) > _MAX_WIDTH * 2:
+                line = line[:_MAX_WIDTH * 2 - 3] + "..."
+            yield f"{_OUTPUT_INDENT}{tag} {line}".rstrip()
+        if len(lines) > len(shown):
+            more = len(lines) - len(shown)
+            yield f"{_OUTPUT_INDENT}{tag} ... {more} more line{'s' * (more > 1)} (--full shows all)"
 
 
 def _event_line(rec: dict, kind) -> Iterator[str]:
@@ -376,13 +411,17 @@ def _hide_cell(cell):
 def render_failure(first: dict | None, error: dict) -> str:
     """A job.failed error as the foreground showed it: a diagnostic when its unit is the main
     script (whose source job.started pins), else `fm: message`."""
+    from ..lang.errmsg import call_chain_text
     message = str(error.get("message", "error"))
     span = error.get("span")
+    shown = f"fm: {message}"
     if (first is not None and error.get("unit") == "main" and isinstance(span, list)
             and len(span) == 4):
         from ..diagnostics import render
-        return render(str(first.get("filename", "?")), str(first.get("source", "")), *span, message)
-    return f"fm: {message}"
+        shown = render(str(first.get("filename", "?")), str(first.get("source", "")), *span,
+                       message)
+    chain = call_chain_text(error.get("chain"))
+    return shown if chain is None else f"{shown}\n{chain}"
 
 
 def output_chunks(records: Iterable[dict]) -> Iterator[tuple[int, str]]:

@@ -496,9 +496,11 @@ class Runner:
 
     def render_error(self, error: dict) -> str:
         """An unhandled error as a diagnostic with file:line:col and a caret, or `fm: message`."""
+        from ..lang.errmsg import call_chain_text
         message = str(error.get("message", "error"))
         span = error.get("span")
         unit = error.get("unit")
+        shown = f"fm: {message}"
         if unit is not None and isinstance(span, list) and len(span) == 4:
             try:
                 text, filename = self.machine.unit_source(unit)
@@ -506,8 +508,9 @@ class Runner:
                 text = None
             if text is not None:
                 from ..diagnostics import render
-                return render(filename, text, *span, message)
-        return f"fm: {message}"
+                shown = render(filename, text, *span, message)
+        chain = call_chain_text(error.get("chain"))
+        return shown if chain is None else f"{shown}\n{chain}"
 
 
 # Ctrl-C's SIGINT, and SIGUSR1 from `fm cancel` (a job run in the background of a shell ignores
