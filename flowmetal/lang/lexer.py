@@ -22,6 +22,7 @@ from flowmetal.lang.ast import (
 )
 from flowmetal.lang.cond import CondParser
 from flowmetal.lang.source import Ctx
+from flowmetal.lang.support import RETRY_OPTIONS
 from flowmetal.lang.words import (
     NORMAL,
     Unterminated,
@@ -651,9 +652,6 @@ class Lexer:
         return pos
 
 
-_RETRY_FLAGS = frozenset(("--jitter",))
-
-
 def _block_position(words):
     """Whether a `{` after these words opens the BODY of `retry [OPTIONS] { BODY }` or
     `timeout DURATION { BODY }`, rather than being an argument of `retry ... [--] CMD ...`."""
@@ -667,9 +665,8 @@ def _block_position(words):
         if t == "--":
             return False
         if t is None or t.startswith("-"):
-            # An option; `--name value` options take the next word too.
-            i += 2 if t is not None and t.startswith("--") and "=" not in t \
-                and t not in _RETRY_FLAGS else 1
+            # An option; `--name value` and `-n N` take the next word too.
+            i += 2 if t is not None and RETRY_OPTIONS.get(t) is not None else 1
         else:
             return False     # the CMD of `retry [OPTIONS] CMD ...` has started
     return i == len(texts)

@@ -125,6 +125,15 @@ SET_FLAGS_LACKING: dict[str, str] = {
 """`set` flags bash has that fm does not, with what to do instead."""
 
 
+RETRY_OPTIONS: dict[str, str | None] = {
+    "-n": "attempts", "--attempts": "attempts", "--delay": "delay", "--backoff": "backoff",
+    "--max-delay": "max_delay", "--timeout": "timeout", "--on": "on", "--jitter": None}
+"""`retry`'s options, each with the setting it gives a value to (None: a flag)."""
+
+RETRY_USAGE = ("usage: retry [-n N|--attempts N] [--delay D] [--backoff F] [--max-delay D] "
+               "[--jitter] [--timeout D] [--on S,...] { BODY } | -- CMD [ARG...]")
+
+
 class OptionError(Exception):
     """A builtin got an option it does not take: `message` says which and what to do."""
 
@@ -175,6 +184,37 @@ def parse_options(name: str, args: list, spec: str | None = None) -> tuple:
             j += 1
         i += 1
     return out, args[i:]
+
+
+def parse_retry_options(args: list) -> tuple:
+    """Split `retry`'s options off its arguments: ({setting: (flag, value text)}, with
+    "jitter": True for --jitter; the rest). A None argument (known only at run time) ends the
+    options, or is an option's value. Raises OptionError for an option retry does not take,
+    one without its value, or a number where the command belongs (`retry 3 make`)."""
+    opts: dict = {}
+    i = 0
+    while i < len(args) and isinstance(args[i], str) and args[i][:1] == "-" and args[i] != "--":
+        flag, eq, value = args[i].partition("=")
+        if flag[:2] == "-n" and flag[2:].isdigit():
+            flag, eq, value = "-n", "=", flag[2:]
+        if flag not in RETRY_OPTIONS:
+            raise OptionError(f"retry: unknown option `{flag}` ({RETRY_USAGE})", i)
+        key = RETRY_OPTIONS[flag]
+        if key is None:
+            opts["jitter"] = True
+        elif not eq and i + 1 >= len(args):
+            raise OptionError(f"retry: {flag} needs a value", i)
+        else:
+            if not eq:
+                i += 1
+                value = args[i]
+            opts[key] = (flag, value)
+        i += 1
+    rest = args[i:]
+    if rest and isinstance(rest[0], str) and rest[0].isdigit():
+        raise OptionError(f"retry: `{rest[0]}` is not a command: give the attempts as "
+                          f"`retry -n {rest[0]} CMD` ({RETRY_USAGE})", i)
+    return opts, rest
 
 
 def _bad_option(name: str, ch: str, spec: str) -> str:
@@ -332,6 +372,12 @@ def command_problem(argv: list, funcs=()) -> tuple | None:
         return None
     if name in UNSUPPORTED:
         return unsupported(name), k
+    if name == "retry":
+        try:
+            parse_retry_options(argv[k + 1:])
+        except OptionError as e:
+            return e.message, k + 1 + e.index
+        return None
     if name not in OPTIONS and name != "set":
         return None
     args = argv[k + 1:]

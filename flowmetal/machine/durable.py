@@ -8,6 +8,7 @@ in the middle of a backoff resumes exactly there.
 from __future__ import annotations
 
 from flowmetal.lang import ast as A
+from flowmetal.lang.support import OptionError, parse_retry_options
 from flowmetal.machine.builtins import builtin
 from flowmetal.machine.errors import ShellError
 from flowmetal.machine.state import frame
@@ -139,13 +140,6 @@ def _controller(c, code: str, ctl: dict) -> dict:
     return f
 
 
-RETRY_USAGE = ("usage: retry [-n N|--attempts N] [--delay D] [--backoff F] [--max-delay D] "
-               "[--jitter] [--timeout D] [--on S,...] { BODY } | -- CMD [ARG...]")
-
-_RETRY_FLAGS = {"--attempts": "attempts", "--delay": "delay", "--backoff": "backoff",
-                "--max-delay": "max_delay", "--timeout": "timeout", "--on": "on"}
-
-
 @builtin("retry")
 def b_retry(c):
     defaults = c.vm.state.get("settings", {}).get("retry", {})
@@ -153,45 +147,34 @@ def b_retry(c):
            "backoff": float(defaults.get("backoff", 2)),
            "max_delay": float(defaults.get("max_delay", 300)), "jitter": False,
            "timeout": None, "on": None, "n": 0}
-    args = c.argv[1:]
-    while args and args[0].startswith("-") and args[0] != "--":
-        flag, eq, value = args[0].partition("=")
-        if flag == "-n" or flag.startswith("-n") and flag[2:].isdigit():
-            flag, eq, value = "--attempts", "=" if len(flag) > 2 else eq, flag[2:] or value
-        if flag == "--jitter":
-            ctl["jitter"] = True
-            args = args[1:]
-            continue
-        if flag not in _RETRY_FLAGS:
-            raise ShellError(2, f"retry: unknown option `{flag}` ({RETRY_USAGE})", c.span)
-        if not eq:
-            if len(args) < 2:
-                raise ShellError(2, f"retry: {flag} needs a value", c.span)
-            value, args = args[1], args[2:]
-        else:
-            args = args[1:]
-        key = _RETRY_FLAGS[flag]
-        try:
-            if key == "attempts":
-                ctl[key] = int(value)
-                if ctl[key] < 1:
-                    raise ValueError
-            elif key == "backoff":
-                ctl[key] = float(value)
-                if ctl[key] < 1:
-                    raise ValueError
-            elif key == "on":
-                ctl[key] = [int(s) for s in value.split(",") if s]
-            else:
-                ctl[key] = _duration(c, value, f"retry {flag}")
-        except ValueError:
-            raise ShellError(2, f"retry: bad value `{value}` for {flag}", c.span) from None
-    if args and c.block is None and args[0].isdigit():
-        raise ShellError(2, f"retry: `{args[0]}` is not a command: give the attempts as "
-                         f"`retry -n {args[0]} CMD` ({RETRY_USAGE})", c.span)
+    try:
+        opts, args = parse_retry_options(c.argv[1:])
+    except OptionError as e:
+        raise ShellError(2, e.message, c.span) from None
+    ctl["jitter"] = opts.pop("jitter", False)
+    for key, (flag, value) in opts.items():
+        ctl[key] = _retry_value(c, key, flag, value)
     ctl["code"], ctl["argv"] = _split_body(c, args)
     c.push = _controller(c, "sys:retry", ctl)
     return 0
+
+
+def _retry_value(c, key: str, flag: str, value: str):
+    """The value of one retry option (lang/support.py: RETRY_OPTIONS) for the controller."""
+    try:
+        if key == "attempts":
+            n = int(value)
+        elif key == "backoff":
+            n = float(value)
+        elif key == "on":
+            return [int(s) for s in value.split(",") if s]
+        else:
+            return _duration(c, value, f"retry {flag}")
+        if n < 1:
+            raise ValueError
+        return n
+    except ValueError:
+        raise ShellError(2, f"retry: bad value `{value}` for {flag}", c.span) from None
 
 
 @builtin("timeout")

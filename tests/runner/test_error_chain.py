@@ -98,11 +98,24 @@ def test_timeout_points_at_the_command_it_stopped(work, home):
 
 def test_retry_usage_errors(work, home):
     for script, says in [
-            ('retry 2 sh -c "exit 3"', "retry: `2` is not a command: give the attempts as "
-                                       "`retry -n 2 CMD`"),
-            ("retry -x true", "retry: unknown option `-x`"),
-            ("retry -n 0 true", "retry: bad value `0` for --attempts")]:
+            ('retry 2 sh -c "exit 3"', "1:7: error: retry: `2` is not a command: give the "
+                                       "attempts as `retry -n 2 CMD`"),
+            ("retry -x true", "1:7: error: retry: unknown option `-x`"),
+            ("retry --delay", "1:7: error: retry: --delay needs a value"),
+            ("retry -n 0 true", "1:1: error: retry: bad value `0` for -n")]:
         p = real_fm("-c", script, cwd=work, home=home)
         assert p.returncode == 2, (script, p.stderr)
-        assert p.stderr.startswith(f"fm: -c:1:1: error: {says}"), p.stderr
+        assert p.stderr.startswith(f"fm: -c:{says}"), p.stderr
         assert "command not found" not in p.stderr
+
+
+def test_fm_check_refuses_retry_misuse(work, home):
+    (work / "bad.fm").write_text("echo start\nretry 3 make deploy\n")
+    p = real_fm("check", "bad.fm", cwd=work, home=home)
+    assert p.returncode == 2
+    assert p.stderr.startswith("fm: bad.fm:2:7: error: retry: `3` is not a command: give the "
+                               "attempts as `retry -n 3 CMD`")
+    (work / "good.fm").write_text("retry -n 2 --delay 0 { echo hi; false; } || echo \"gave up $?\"\n")
+    assert real_fm("check", "good.fm", cwd=work, home=home).returncode == 0
+    p = real_fm("good.fm", cwd=work, home=home)
+    assert p.returncode == 0 and p.stdout == "hi\nhi\ngave up 1\n", p.stderr
