@@ -199,11 +199,15 @@ def test_log_views(fake, home, work, capfd, monkeypatch):
     assert capfd.readouterr().out == "".join(
         json.dumps(redact(json.loads(line)), separators=(",", ":")) + "\n"
         for line in path.read_text().splitlines())
-    assert cli.run_cli(["log", job_id]) == 0
+    assert cli.run_cli(["log", job_id, "--no-output"]) == 0
     lines = capfd.readouterr().out.splitlines()
     assert re.match(r"\d\d:\d\d:\d\d\.\d{3}\s+job\.started  count\.fm 2 0 fail", lines[0])
     assert "exec  sh -c " in lines[2] and lines[2].endswith("-> 0 stdout 7 chars")
     assert re.search(r"\s3  write  stdout 4 bytes$", lines[4])
+    assert cli.run_cli(["log", job_id]) == 0        # each step's output under it
+    shown = capfd.readouterr().out.splitlines()
+    assert shown[2:4] == [lines[2], " " * 23 + "out| step 1"]
+    assert shown[-3:] == [lines[-2], " " * 23 + "out| bye", lines[-1]]
     assert re.search(r"\s3  job\.failed  status 3: `thing` exited with status 3$", lines[-1])
     assert cli.run_cli(["log", job_id, "--output"]) == 0
     out, err = capfd.readouterr()
