@@ -665,8 +665,9 @@ def _block_position(words):
         if t == "--":
             return False
         if t is None or t.startswith("-"):
-            # An option; `--name value` and `-n N` take the next word too.
-            i += 2 if t is not None and RETRY_OPTIONS.get(t) is not None else 1
+            # An option; `--name value` (but a flag's) and `-n N` take the next word too.
+            i += 2 if t is not None and (RETRY_OPTIONS.get(t) is not None or t[:2] == "--"
+                                         and "=" not in t and t not in RETRY_OPTIONS) else 1
         else:
             return False     # the CMD of `retry [OPTIONS] CMD ...` has started
     return i == len(texts)

@@ -30,7 +30,7 @@ SEEDS = [
     "f() { local x=$(date +%s); echo `pwd` $x; }\n",
     "function g { try { risky; } catch { echo failed; } finally { cleanup; }; }\n",
     "cat <<EOF\nhello $name\nEOF\ncat <<-'E'\n\tliteral\n\tE\n",
-    "retry --times 3 { curl -f https://x/$id; } && timeout 5s { sleep 1; } &\n",
+    "retry --attempts 3 { curl -f https://x/$id; } && timeout 5s { sleep 1; } &\n",
     "a=(1 \"2 3\" [k]=v) b+=x c[1]=y env VAR=1 cmd ${a[@]} ${#a[@]} ${!m[@]} ${x/a/b}\n",
     "(( x = 1 + 2 )) || [[ ! $x =~ ^(a|b)$ && -n \"$y\" ]]\n",
     "{ echo a; echo b; } > log; ( cd /tmp && ls ) | wc -l\n",

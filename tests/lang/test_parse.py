@@ -759,9 +759,9 @@ def test_try_followed_by_commands():
 
 
 def test_retry_and_timeout_blocks():
-    src = 'retry --times 3 --backoff 2s { curl -f "$u"; jq .; } > log'
+    src = 'retry --attempts 3 --backoff 2s { curl -f "$u"; jq .; } > log'
     c = one(src)
-    assert words(c) == ["retry", "--times", "3", "--backoff", "2s"]
+    assert words(c) == ["retry", "--attempts", "3", "--backoff", "2s"]
     assert isinstance(c.block, A.BraceGroup) and len(c.block.body.commands) == 2
     assert S(c.redirects) == (R(">", "log"),)
     assert text_of(src, c) == src
@@ -803,7 +803,7 @@ while (( i < 10 )); do i=$((i + 1)); done
 cat <<EOF > /tmp/out.txt
 value: $i and $(hostname)
 EOF
-retry --times 3 { curl -f "$BASE_URL/ok" | jq .status; }
+retry --attempts 3 { curl -f "$BASE_URL/ok" | jq .status; }
 try { deploy; } catch { rollback & } finally { cleanup; }
 '''
 
