@@ -40,7 +40,7 @@ class Effect:
     log: str
     """How `fm log` shows its request and result (runner/history.py): exec, write, sleep,
     path (a file op: its path and the gist of its result), clock, home, random, read_line,
-    read_chunk."""
+    read_chunk, stream."""
 
     idempotent: bool = False
     """Performing it again has the effect of performing it once (an `open`, even one that
@@ -57,6 +57,8 @@ class Effect:
 
 _ALL = (
     Effect("exec", "process:perform_exec", True, False, (), None, "exec"),
+    Effect("stream_read", "streams:do_stream_read", False, False, (), None, "stream"),
+    Effect("stream_close", "streams:do_stream_close", False, False, (), None, "stream"),
     Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path", True),
     Effect("write", "files:do_write", True, False, (), None, "write",
            mark="files:write_mark"),
