@@ -32,7 +32,7 @@ def perform_exec(req: dict, term: Term, token=None) -> dict:
     """The `exec` effect: the pipeline, stopped when the request's deadline passes (the result
     then carries "timeout": true) or when `token` (a CancelToken) is set ("stopped")."""
     if req.get("stream") is not None:
-        from .streams import open_stream       # a producer feeding fm code: starts, returns
+        from .streams import open_stream  # a producer feeding fm code: starts, returns
         return open_stream(req, term, token)
     deadline = req.get("deadline")
     if deadline is None and token is None:
