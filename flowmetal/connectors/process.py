@@ -20,7 +20,8 @@ CLOSED = -1            # fdmap value: the fd is closed in the child
 POLL_INTERVAL = 0.1    # seconds between should_stop() polls
 KILL_GRACE = 2.0       # seconds between SIGTERM and SIGKILL when stopping
 READ_SIZE = 1 << 16    # a Linux pipe holds 64 KiB by default
-TARGET_KINDS = frozenset({"term", "pipe", "capture", "data", "file", "closed", "stream"})
+TARGET_KINDS = frozenset({"term", "pipe", "capture", "data", "file", "closed", "stream",
+                          "relay"})
 # Signals the children must see at their default disposition even if fm ignores them.
 CHILD_DEFAULT_SIGNALS = tuple(getattr(signal, name) for name in
                               ("SIGPIPE", "SIGINT", "SIGQUIT", "SIGXFSZ") if hasattr(signal, name))
@@ -87,6 +88,7 @@ class _Pipeline:
         self.tracked: dict[str, int] = {}       # file target id -> dup'd fd, for "offsets"
         self.spooled: dict[str, int] = {}       # tracked data key -> its spool file's fd
         self.stream_fd: int | None = None       # read end of a `stream` target (streams.py)
+        self.relays: dict = {}                  # relay key -> streams.Relay feeding a stdin
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -131,6 +133,8 @@ class _Pipeline:
                     fdmap[cfd] = self._data_pipe(t.get("data", ""), temp)
                 elif kind == "stream":
                     fdmap[cfd] = self._stream_sink()
+                elif kind == "relay":
+                    fdmap[cfd] = self._relay(t, temp)
                 elif kind == "file":
                     key = t.get("id", id(t))
                     if key not in files:
@@ -209,6 +213,17 @@ class _Pipeline:
             self.stream_fd = r
             self.sinks["stream"] = w
         return self.sinks["stream"]
+
+    def _relay(self, t: dict, temp: list) -> int:
+        """A stdin fed from a live stream (streams.Relay): the text read ahead, then the
+        stream itself; what the child left unread comes back in the result's `relayed`."""
+        from .streams import Relay
+        key = str(t["track"])
+        if key not in self.relays:
+            self.relays[key] = Relay(str(t["sid"]), t.get("data", ""))
+        fd = os.dup(self.relays[key].child_r)
+        temp.append(fd)
+        return fd
 
     def _data_file(self, t: dict) -> int:
         """A tracked `data` target: its text in an unlinked spool file read from offset 0, so
@@ -405,6 +420,8 @@ class _Pipeline:
 
     def _abort(self) -> None:
         """An exception (Ctrl-C's KeyboardInterrupt) is leaving: leave no child behind."""
+        for relay in self.relays.values():
+            relay.finish()
         for fd in self.tracked.values():
             os.close(fd)
         self.tracked.clear()
@@ -441,6 +458,8 @@ class _Pipeline:
             result["errors"] = self.errors
         if self.stopped:
             result["stopped"] = True
+        if self.relays:
+            result["relayed"] = {key: r.finish() for key, r in self.relays.items()}
         if self.tracked:
             result["offsets"] = {}
             for key, fd in self.tracked.items():

@@ -10,14 +10,17 @@ belong to this process: after a crash or a resume they are gone, and `stream_rea
 """
 from __future__ import annotations
 
+import array
 import atexit
+import fcntl
 import os
 import select
 import signal
+import termios
 import threading
 import time
 
-from .files import _utf8_complete, decode
+from .files import _utf8_complete, decode, encode
 from .process import KILL_GRACE, POLL_INTERVAL, _Pipeline, descendants
 from .term import Term
 
@@ -37,6 +40,7 @@ class _Stream:
         self.pipeline = _Pipeline(req, term)
         self.skip = int(req.get("skip") or 0)
         self.pending = b""           # the start of a UTF-8 sequence cut by a read
+        self.at_eof = False
         self.fd = None
         self.stop = False
         self.result = None
@@ -48,7 +52,7 @@ class _Stream:
         self._started.wait()
         self.fd = self.pipeline.stream_fd
         self.pipeline.stream_fd = None
-        res = {"started": True}
+        res = {"started": True, "status": list(self.pipeline.status)}
         if self.pipeline.errors:
             res["errors"] = dict(self.pipeline.errors)
         return res
@@ -67,33 +71,44 @@ class _Stream:
     def read(self, size: int, should_stop) -> dict:
         """The next text from the producer (blocking until there is some, or its end)."""
         while True:
-            chunk = self._read_bytes(size, should_stop)
-            if chunk is None:
+            data = self.read_raw(size, should_stop)
+            if data is None:
                 return {"stopped": True}
-            if chunk and self.skip:
+            if self.at_eof:
+                return {"data": decode(data), "eof": True}
+            keep = _utf8_complete(data)
+            self.pending = data[keep:]
+            if keep:
+                return {"data": decode(data[:keep])}
+
+    def read_raw(self, size: int, should_stop, interval: float = POLL_INTERVAL):
+        """The next bytes after the skipped ones, led by a sequence the last read cut; b""
+        at the end, None when should_stop() said so."""
+        while not self.at_eof:
+            chunk = self._read_bytes(size, should_stop, interval)
+            if chunk is None:
+                return None
+            if not chunk:
+                self.at_eof = True
+                break
+            if self.skip:
                 cut = min(self.skip, len(chunk))
                 self.skip -= cut
                 chunk = chunk[cut:]
-                if not chunk:
-                    continue
-            if not chunk:
-                data, self.pending = self.pending, b""
-                return {"data": decode(data), "eof": True} if data else {"data": "", "eof": True}
-            data = self.pending + chunk
-            keep = _utf8_complete(data)
-            if keep == 0 and len(data) < 4:
-                self.pending = data
-                continue
-            self.pending = data[keep:]
-            return {"data": decode(data[:keep])}
+            if chunk:
+                data, self.pending = self.pending + chunk, b""
+                return data
+        data, self.pending = self.pending, b""
+        return data
 
-    def _read_bytes(self, size: int, should_stop):
-        """Bytes from the pipe (b"" at its end), or None when should_stop() said so."""
+    def _read_bytes(self, size: int, should_stop, interval: float = POLL_INTERVAL):
+        """Bytes from the pipe (b"" at its end), or None when should_stop() (asked every
+        `interval` seconds) said so."""
         if self.fd is None:
             return b""
         poller = select.poll()
         poller.register(self.fd, select.POLLIN)
-        while not poller.poll(POLL_INTERVAL * 1000):
+        while not poller.poll(interval * 1000):
             if should_stop():
                 return None
         try:
@@ -131,6 +146,93 @@ class _Stream:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
+
+
+RELAY_CHUNK = 1 << 12
+"""Bytes a relay passes on at a time, and only into an empty pipe: what the child did not read
+comes back, so this bounds what a program that does not read its stdin holds up."""
+
+
+class Relay:
+    """The stdin of a program started inside an fm stage that reads a stream: the text read
+    ahead, then the stream itself, passed on as the program reads it. When the program's
+    pipeline has ended, `finish()` takes back what it left in the pipe: the stream's reader
+    goes on from there, so a program consumes only what it reads, as it would from the
+    stream's pipe in bash. A stream that is gone (a resumed job) gives the text alone."""
+
+    def __init__(self, sid: str, text: str):
+        with _LOCK:
+            self.stream = _STREAMS.get(sid)
+        self.child_r, self.w = os.pipe()
+        os.set_blocking(self.w, False)
+        self.extra = encode(text)     # to be written into the pipe
+        self.got = 0                  # bytes taken from the stream
+        self.eof = False
+        self.stop = False
+        self.result = None
+        self._thread = threading.Thread(target=self._run, name="fm-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._flush()
+            while self.stream is not None and not self.stop:
+                if self.extra or _unread(self.child_r):
+                    time.sleep(0.002)
+                    self._flush()
+                    continue
+                data = self.stream.read_raw(RELAY_CHUNK, lambda: self.stop, 0.005)
+                if data is None:
+                    break
+                if not data:
+                    self.eof = True
+                    break
+                self.got += len(data)
+                self.extra += data
+                self._flush()
+            while (self.eof or self.stream is None) and self.extra and not self.stop:
+                time.sleep(0.002)
+                self._flush()
+            if (self.eof or self.stream is None) and not self.extra:
+                self._close_w()       # all of it is in the pipe: the program sees its end
+        except OSError:
+            pass                      # EPIPE: the program closed its stdin
+
+    def _close_w(self) -> None:
+        if self.w is not None:
+            os.close(self.w)
+            self.w = None
+
+    def _flush(self) -> None:
+        while self.extra and not self.stop and self.w is not None:
+            try:
+                self.extra = self.extra[os.write(self.w, self.extra[:1 << 16]):]
+            except BlockingIOError:
+                return
+
+    def finish(self) -> dict:
+        """Stop passing on; the text left unread, the bytes taken from the stream."""
+        if self.result is None:
+            self.stop = True
+            self._thread.join()
+            self._close_w()
+            left = b""
+            while n := _unread(self.child_r):
+                left += os.read(self.child_r, n)
+            os.close(self.child_r)
+            self.result = {"got": self.got, "unread": decode(left + self.extra)}
+            if self.eof:
+                self.result["eof"] = True
+            if self.stream is None:
+                self.result["gone"] = True
+        return self.result
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in a pipe."""
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
 
 
 def open_stream(req: dict, term: Term, token=None) -> dict:

@@ -575,6 +575,10 @@ class CommandOps(PipeOps):
         result's `offsets`, applied by finish_exec)."""
         holder = t if t["kind"] == "data" else self.state["bufs"].get(t["id"], {"d": "", "p": 0})
         rest = holder["d"][holder["p"]:]
+        if "s" in holder and not holder.get("eof"):
+            # a live stream: what was read ahead, then the stream (a relay); finish_exec
+            # takes back what the program left
+            return {"kind": "relay", "sid": holder["s"], "data": rest, "track": str(t["id"])}
         if rest and t.get("id") is not None:
             return {"kind": "data", "data": rest, "track": str(t["id"])}
         holder["p"] = len(holder["d"])
@@ -603,7 +607,14 @@ class CommandOps(PipeOps):
                     elif t["kind"] == "data" and key not in moved:
                         moved[key] = t["p"] + consumed_chars(t["d"][t["p"]:], offsets[key])
                         set_data_pos(self, t, moved[key])
-            bufs = self.state["bufs"]
+        bufs = self.state["bufs"]
+        for key, r in (res.get("relayed") or {}).items():
+            b = bufs.get(key)
+            if b is not None:
+                b["d"], b["p"], b["n"] = r.get("unread", ""), 0, b.get("n", 0) + r.get("got", 0)
+                if r.get("eof"):
+                    b["eof"] = 1
+        if offsets:
             for key, n in offsets.items():
                 if key in bufs:
                     b = bufs[key]

@@ -122,7 +122,11 @@ def _show_exec(req: dict, started) -> str:
             if isinstance(t, dict) and t.get("kind") == "file":
                 words += f" {'' if fd in ('0', '1') else fd}{_target(t)}"
         stages.append(words)
-    return "exec  " + _clip(" | ".join(stages))
+    text = "exec  " + _clip(" | ".join(stages))
+    if req.get("stream") is not None:
+        text += f" [stream {req['stream']}" + (f", skip {req['skip']} bytes]" if "skip" in req
+                                               else "]")
+    return text
 
 
 def _show_write(req: dict, started) -> str:
@@ -429,6 +433,20 @@ def _result_path(res: dict) -> str:
     return ""
 
 
+def _show_stream(req: dict) -> str:
+    """`stream_read  s-abc123-4` / `stream_close  s-abc123-4 (drain)`."""
+    text = f"{req.get('op')}  {_clip(str(req.get('sid', '')), 40)}"
+    return text + " (drain)" if req.get("drain") else text
+
+
+def _result_stream(res: dict) -> str:
+    if res.get("gone"):
+        return "gone (started before a crash)"
+    if "data" in res:
+        return f"{len(str(res['data']))} chars" + (", EOF" if res.get("eof") else "")
+    return ""
+
+
 def _show_read_chunk(req: dict) -> str:
     """`read_chunk  data.txt @65536` (the byte offset it reads from)."""
     name = req.get("display") or req.get("path") or ""
@@ -446,10 +464,11 @@ _SHOW_REQUEST = {
     "random": lambda req, started: "random",
     "read_line": lambda req, started: f"read_line  fd {req.get('fd', 0)}",
     "read_chunk": lambda req, started: _show_read_chunk(req),
+    "stream": lambda req, started: _show_stream(req),
 }
 _SHOW_RESULT = {
     "sleep": lambda res: "woken" if res.get("woken") else "woke",
-    "exec": lambda res: "",
+    "exec": lambda res: "started" if res.get("started") else "",
     "write": lambda res: (f"{res['already']} bytes were already there (not written again)"
                           if res.get("already") else ""),
     "path": _result_path,
@@ -459,4 +478,5 @@ _SHOW_RESULT = {
     "read_line": lambda res: "EOF" if res.get("line") is None else f"{len(res['line'])} chars",
     "read_chunk": lambda res: (f"{len(str(res.get('data', '')))} chars"
                                + (", EOF" if res.get("eof") else "")),
+    "stream": _result_stream,
 }
