@@ -47,6 +47,10 @@ class Effect:
     truncates: nothing else ran on the file before the next fsync). Its result need not be
     fsync'd before the job goes on: after a power cut it simply runs again."""
 
+    always: bool = False
+    """It runs even when its request's deadline has passed: it ends what the job started
+    (`stream_close`: a producer must not outlive the `timeout` that cut its reader short)."""
+
     mark: str | None = None
     """A connector (`module:function`) that notes the state of what the effect will change,
     just before it is first performed (`{"size", "dev", "ino"}` of a file a builtin appends
@@ -58,7 +62,8 @@ class Effect:
 _ALL = (
     Effect("exec", "process:perform_exec", True, False, (), None, "exec"),
     Effect("stream_read", "streams:do_stream_read", False, False, (), None, "stream"),
-    Effect("stream_close", "streams:do_stream_close", False, False, (), None, "stream"),
+    Effect("stream_close", "streams:do_stream_close", False, False, (), None, "stream",
+           always=True),
     Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path", True),
     Effect("write", "files:do_write", True, False, (), None, "write",
            mark="files:write_mark"),
