@@ -335,9 +335,14 @@ class Redactor:
 
     def _state(self, state: dict) -> dict:
         """A machine state (docs/state.md) with secret variables' values hidden, in every
-        branch (the whole state is one in the first state format): its scopes, and the
-        prefix assignments (`as`) of a command in flight."""
+        branch (the whole state is one in the first state format): its scopes, the prefix
+        assignments (`as`) of a command in flight, and the environment of a stream's start
+        request."""
         out = self._branch(state)
+        if isinstance(state.get("bufs"), dict):       # a stream's start request (`q`)
+            out["bufs"] = {k: dict(b, q=self._request(b["q"]))
+                           if isinstance(b, dict) and isinstance(b.get("q"), dict) else b
+                           for k, b in state["bufs"].items()}
         if isinstance(state.get("branches"), dict):
             out["branches"] = {bid: self._branch(br) if isinstance(br, dict) else br
                                for bid, br in state["branches"].items()}

@@ -39,10 +39,12 @@ READERS = {
 PRELUDE = 'rd() { if read -r x; then echo "fn:$x"; fi; }\n'
 
 
-def run_fm(script: str, cwd, home, timeout=60) -> subprocess.CompletedProcess:
+def run_fm(script: str, cwd, home, timeout=60, env=None) -> subprocess.CompletedProcess:
     (cwd / "t.fm").write_text(script)
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT), LC_ALL="C.UTF-8")
+    env.update(extra)
     return subprocess.run([sys.executable, "-m", "flowmetal", "t.fm"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
@@ -161,3 +163,18 @@ def _processes_with(needle: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+def test_a_streams_environment_is_redacted_in_fm_log(tmp_path, home):
+    """The start request of a stream lives in the state (to start it again after a crash):
+    `fm log --json` hides its secrets as it does an exec's."""
+    script = "seq 200 | while read -r n; do echo \"$n\" >> out.txt; done\n"
+    r = run_fm(script, tmp_path, home, env={"API_TOKEN": "hunter2"})
+    assert r.returncode == 0, r.stderr
+    job_id, journal = only_job(home)
+    assert "hunter2" in journal.read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
+    log = subprocess.run([sys.executable, "-m", "flowmetal", "log", "--json", job_id],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert '"q"' in log.stdout and "hunter2" not in log.stdout
