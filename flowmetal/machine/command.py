@@ -594,36 +594,42 @@ class CommandOps(PipeOps):
         return {"argv": argv, "env": env, "fds": fds}
 
     def finish_exec(self, i, res):
-        offsets = res.get("offsets")
-        if offsets:
-            moved = {}                  # here-document id -> its new position (every copy)
-            for layer in self.br["io"]:
-                for t in layer["fds"].values():
-                    key = str(t.get("id"))
-                    if key not in offsets:
-                        continue
-                    if t["kind"] == "file" and "off" in t:
-                        t["off"] = offsets[key]
-                    elif t["kind"] == "data" and key not in moved:
-                        moved[key] = t["p"] + consumed_chars(t["d"][t["p"]:], offsets[key])
-                        set_data_pos(self, t, moved[key])
+        """Apply an exec result to the state: where programs left shared offsets (`offsets`,
+        `relayed`) and what they wrote into a buffer (`capture`)."""
+        if res.get("offsets"):
+            self._moved_offsets(res["offsets"])
         bufs = self.state["bufs"]
         for key, r in (res.get("relayed") or {}).items():
             b = bufs.get(key)
-            if b is not None:
+            if b is not None:         # a stream's text read ahead: what the program left
                 b["d"], b["p"], b["n"] = r.get("unread", ""), 0, b.get("n", 0) + r.get("got", 0)
                 if r.get("eof"):
                     b["eof"] = 1
-        if offsets:
-            for key, n in offsets.items():
-                if key in bufs:
-                    b = bufs[key]
-                    b["p"] += consumed_chars(b["d"][b["p"]:], n)
         cap = i.get("cap")
         if cap is not None and res.get("capture"):
-            b = self.state["bufs"].get(cap)
+            b = bufs.get(cap)
             if b is not None:
                 b["d"] += res["capture"]
+
+    def _moved_offsets(self, offsets: dict):
+        """A file's new offset (every copy of its target), or how many bytes of a tracked
+        here-document or buffer were consumed."""
+        moved = {}                      # here-document id -> its new position
+        for layer in self.br["io"]:
+            for t in layer["fds"].values():
+                key = str(t.get("id"))
+                if key not in offsets:
+                    continue
+                if t["kind"] == "file" and "off" in t:
+                    t["off"] = offsets[key]
+                elif t["kind"] == "data" and key not in moved:
+                    moved[key] = t["p"] + consumed_chars(t["d"][t["p"]:], offsets[key])
+                    set_data_pos(self, t, moved[key])
+        bufs = self.state["bufs"]
+        for key, n in offsets.items():
+            if key in bufs:
+                b = bufs[key]
+                b["p"] += consumed_chars(b["d"][b["p"]:], n)
 
     # -- REDIR: redirections of a compound command --------------------------------------------
     def op_REDIR(self, f, code, ins):
