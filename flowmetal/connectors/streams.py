@@ -116,12 +116,14 @@ class _Stream:
         except OSError:
             return b""
 
-    def close(self, drain: bool) -> dict:
-        """End the producer: with `drain` (its reader saw the end) read on to EOF and wait;
-        otherwise close the pipe and give what still runs SIGPIPE, then SIGTERM, SIGKILL."""
+    def close(self, drain: bool, should_stop=lambda: False) -> dict:
+        """End the producer: with `drain` (its reader saw the end) read on to EOF (unless
+        should_stop() says so: a cancel) and wait; otherwise close the pipe and give what
+        still runs SIGPIPE, then SIGTERM, SIGKILL."""
         if drain and self.fd is not None:
-            while self._read_bytes(1 << 16, lambda: False):
+            while self._read_bytes(1 << 16, should_stop):
                 pass
+            drain = not should_stop()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -280,7 +282,7 @@ def do_stream_close(req: dict, term: Term, token=None) -> dict:
         stream = _STREAMS.pop(str(req["sid"]), None)
     if stream is None:
         return {"gone": True}
-    return stream.close(bool(req.get("drain")))
+    return stream.close(bool(req.get("drain")), lambda: token is not None and token.is_set())
 
 
 def _stop_survivors(req: dict) -> None:
