@@ -38,6 +38,7 @@ class _Stream:
 
     def __init__(self, req: dict, term: Term):
         self.pipeline = _Pipeline(req, term)
+        self.term = term
         self.skip = int(req.get("skip") or 0)
         self.pending = b""           # the start of a UTF-8 sequence cut by a read
         self.at_eof = False
@@ -135,6 +136,8 @@ class _Stream:
             if self._thread.is_alive():
                 self.stop = True          # the pipeline sends SIGTERM, then SIGKILL
         self._thread.join()
+        if hasattr(self.term, "flush"):
+            self.term.flush()         # a LineTerm (branches): the end of a last line
         res = dict(self.result or {})
         res.pop("stopped", None)
         return res
