@@ -178,3 +178,29 @@ def test_a_streams_environment_is_redacted_in_fm_log(tmp_path, home):
     log = subprocess.run([sys.executable, "-m", "flowmetal", "log", "--json", job_id],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert '"q"' in log.stdout and "hunter2" not in log.stdout
+
+
+def test_a_resumed_stream_stops_the_producer_its_crashed_runner_left(tmp_path, home):
+    """Only the runner is killed: its producer lives on (sleeping). The resumed job starts the
+    producer again, and stops the old one first: `late` is written once, by the new one."""
+    (tmp_path / "t.fm").write_text(
+        "sh -c 'echo 1; echo 2; sleep 3; echo late >> side.txt; echo 3' |\n"
+        "while read -r n; do echo \"$n\" >> seen.txt; done\n"
+        "echo \"done ${PIPESTATUS[@]}\"\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "flowmetal", "t.fm"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    seen = tmp_path / "seen.txt"
+    wait_for(lambda: seen.exists() and seen.read_text().split() == ["1", "2"], timeout=60)
+    os.kill(proc.pid, signal.SIGKILL)           # the runner alone: the producer survives
+    proc.communicate(timeout=30)
+    job_id, _ = only_job(home)
+    assert _processes_with(f"FM_STEP_KEY={job_id}-")
+    r = subprocess.run([sys.executable, "-m", "flowmetal", "resume", job_id], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, "done 0 0\n"), r.stderr
+    time.sleep(3.5)         # an old producer still alive would have written by now
+    assert seen.read_text().split() == ["1", "2", "3"]
+    assert (tmp_path / "side.txt").read_text().split() == ["late"]
