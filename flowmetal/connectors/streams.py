@@ -76,11 +76,24 @@ class _Stream:
             if data is None:
                 return {"stopped": True}
             if self.at_eof:
-                return {"data": decode(data), "eof": True}
+                return self._end(decode(data), should_stop)
             keep = _utf8_complete(data)
             self.pending = data[keep:]
             if keep:
                 return {"data": decode(data[:keep])}
+
+    def _end(self, text: str, should_stop) -> dict:
+        """The last read: the producer's output has ended; once its stages have exited,
+        their statuses come with it (journaled with the end, so a crash before the close
+        need not run the producer again to learn them)."""
+        while self._thread.is_alive():
+            self._thread.join(POLL_INTERVAL)
+            if should_stop():
+                return {"data": text, "eof": True}
+        res = {"data": text, "eof": True}
+        if self.result is not None and "status" in self.result:
+            res["status"] = list(self.result["status"])
+        return res
 
     def read_raw(self, size: int, should_stop, interval: float = POLL_INTERVAL):
         """The next bytes after the skipped ones, led by a sequence the last read cut; b""

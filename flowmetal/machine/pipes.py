@@ -237,24 +237,15 @@ class PipeOps:
 
     def close_stream(self, f, p):
         """End the stream the stage read (`stream_close`): its stages' statuses replace the
-        placeholders. A stream gone with a crashed runner: if its reader had seen the end,
-        it is started again and read to the end for its statuses; else they are 141, as
-        when it is stopped."""
+        placeholders. A stream gone with a crashed runner has the statuses its last read
+        brought (its end), else 141 each, as when it is stopped."""
         h = self.stream_of(p)
-        i = f["i"]
-        close = {"op": "stream_close", "sid": h["s"], "drain": bool(h.get("eof"))}
-        if i is None:
-            f["i"] = {"op": "PSTAGE_END", "ph": "close"}
-            return close
+        if f["i"] is None:
+            f["i"] = {"op": "PSTAGE_END"}
+            return {"op": "stream_close", "sid": h["s"], "drain": bool(h.get("eof"))}
         got, res = self.take_result()
-        if i["ph"] == "reopen":
-            i["ph"] = "close"
-            return close
-        if res.get("gone") and h.get("eof"):
-            i["ph"] = "reopen"
-            return dict(h["q"], skip=h.get("n", 0))
         k, m = h["k"]
-        statuses = res.get("status") if not res.get("gone") else None
+        statuses = h.get("st") if res.get("gone") else res.get("status")
         if not isinstance(statuses, list) or len(statuses) != m - k:
             statuses = [SIGPIPE_STATUS] * (m - k)
         p["st"][k:m] = statuses

@@ -68,6 +68,7 @@ class Input:
             self.buf, self.bp = self.holder["d"], self.holder["p"]
             self.eof = k != "stream" or "s" not in self.holder or bool(self.holder.get("eof"))
             self.got = self.holder.get("n", 0)       # a stream's bytes received so far
+            self.statuses = None
         elif k == "file":
             self.off = t.get("off", 0)
             self.end = None                 # byte offset just after buf (known after a read)
@@ -125,6 +126,8 @@ class Input:
         data = res.get("data") or ""
         if res.get("eof") or res.get("gone") or res.get("error"):
             self.eof = True
+        if isinstance(res.get("status"), list):
+            self.statuses = res["status"]         # its stages had exited: kept for the close
         self.got += _nbytes(data)
         return data
 
@@ -240,6 +243,8 @@ class Input:
             h["d"], h["p"], h["n"] = buf, bp, self.got
             if self.eof:
                 h["eof"] = 1
+            if self.statuses is not None:
+                h["st"] = self.statuses
 
 
 def set_data_pos(vm, t: dict, p: int):
