@@ -40,12 +40,16 @@ class Effect:
     log: str
     """How `fm log` shows its request and result (runner/history.py): exec, write, sleep,
     path (a file op: its path and the gist of its result), clock, home, random, read_line,
-    read_chunk."""
+    read_chunk, stream."""
 
     idempotent: bool = False
     """Performing it again has the effect of performing it once (an `open`, even one that
     truncates: nothing else ran on the file before the next fsync). Its result need not be
     fsync'd before the job goes on: after a power cut it simply runs again."""
+
+    always: bool = False
+    """It runs even when its request's deadline has passed: it ends what the job started
+    (`stream_close`: a producer must not outlive the `timeout` that cut its reader short)."""
 
     mark: str | None = None
     """A connector (`module:function`) that notes the state of what the effect will change,
@@ -57,6 +61,9 @@ class Effect:
 
 _ALL = (
     Effect("exec", "process:perform_exec", True, False, (), None, "exec"),
+    Effect("stream_read", "streams:do_stream_read", False, False, (), None, "stream"),
+    Effect("stream_close", "streams:do_stream_close", False, False, (), None, "stream",
+           always=True),
     Effect("open", "files:do_open", True, False, ("path", "cwd"), None, "path", True),
     Effect("write", "files:do_write", True, False, (), None, "write",
            mark="files:write_mark"),

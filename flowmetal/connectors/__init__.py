@@ -53,7 +53,8 @@ def perform(req: dict, term: Term, token=None) -> dict:
     """
     handler = _handler(req.get("op"))
     deadline = req.get("deadline")
-    if deadline is not None and get_clock().now() >= deadline:
+    if deadline is not None and get_clock().now() >= deadline and \
+            not EFFECTS[req["op"]].always:
         return {"timeout": True}
     bad = _nul_path(req)
     if bad is not None:

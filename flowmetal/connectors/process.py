@@ -8,6 +8,7 @@ import select
 import signal
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ CLOSED = -1            # fdmap value: the fd is closed in the child
 POLL_INTERVAL = 0.1    # seconds between should_stop() polls
 KILL_GRACE = 2.0       # seconds between SIGTERM and SIGKILL when stopping
 READ_SIZE = 1 << 16    # a Linux pipe holds 64 KiB by default
-TARGET_KINDS = frozenset({"term", "pipe", "capture", "data", "file", "closed"})
+TARGET_KINDS = frozenset({"term", "pipe", "capture", "data", "file", "closed", "stream",
+                          "relay"})
 # Signals the children must see at their default disposition even if fm ignores them.
 CHILD_DEFAULT_SIGNALS = tuple(getattr(signal, name) for name in
                               ("SIGPIPE", "SIGINT", "SIGQUIT", "SIGXFSZ") if hasattr(signal, name))
@@ -30,6 +32,9 @@ _pidfd_ok = hasattr(os, "pidfd_open")  # cleared on ENOSYS/EPERM (old kernel, se
 def perform_exec(req: dict, term: Term, token=None) -> dict:
     """The `exec` effect: the pipeline, stopped when the request's deadline passes (the result
     then carries "timeout": true) or when `token` (a CancelToken) is set ("stopped")."""
+    if req.get("stream") is not None:
+        from .streams import open_stream  # a producer feeding fm code: starts, returns
+        return open_stream(req, term, token)
     deadline = req.get("deadline")
     if deadline is None and token is None:
         return run_pipeline(req, term)
@@ -81,6 +86,9 @@ class _Pipeline:
         self.devnull: int | None = None
         self.stopped = False
         self.tracked: dict[str, int] = {}       # file target id -> dup'd fd, for "offsets"
+        self.spooled: dict[str, int] = {}       # tracked data key -> its spool file's fd
+        self.stream_fd: int | None = None       # read end of a `stream` target (streams.py)
+        self.relays: dict = {}                  # relay key -> streams.Relay feeding a stdin
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -119,8 +127,14 @@ class _Pipeline:
                     fdmap[cfd] = self.links[i - 1][0] if cfd == 0 else self.links[i][1]
                 elif kind == "capture":
                     fdmap[cfd] = self._sink("capture")
+                elif kind == "data" and "track" in t:
+                    fdmap[cfd] = self._data_file(t)
                 elif kind == "data":
                     fdmap[cfd] = self._data_pipe(t.get("data", ""), temp)
+                elif kind == "stream":
+                    fdmap[cfd] = self._stream_sink()
+                elif kind == "relay":
+                    fdmap[cfd] = self._relay(t, temp)
                 elif kind == "file":
                     key = t.get("id", id(t))
                     if key not in files:
@@ -190,6 +204,43 @@ class _Pipeline:
         else:
             os.close(w)
         return r
+
+    def _stream_sink(self) -> int:
+        """The write end of a stream's pipe; its read end is not pumped here: the stream's
+        reader takes it (streams.py), so a producer that never ends is held by backpressure."""
+        if "stream" not in self.sinks:
+            r, w = os.pipe()
+            self.stream_fd = r
+            self.sinks["stream"] = w
+        return self.sinks["stream"]
+
+    def _relay(self, t: dict, temp: list) -> int:
+        """A stdin fed from a live stream (streams.Relay): the text read ahead, then the
+        stream itself; what the child left unread comes back in the result's `relayed`."""
+        from .streams import Relay
+        key = str(t["track"])
+        if key not in self.relays:
+            self.relays[key] = Relay(str(t["sid"]), t.get("data", ""))
+        fd = os.dup(self.relays[key].child_r)
+        temp.append(fd)
+        return fd
+
+    def _data_file(self, t: dict) -> int:
+        """A tracked `data` target: its text in an unlinked spool file read from offset 0, so
+        the child consumes only what it reads; where it left the offset is the result's
+        `offsets[track]` (bytes consumed). Stages given the same key share the description."""
+        key = str(t["track"])
+        fd = self.spooled.get(key)
+        if fd is None:
+            fd, path = tempfile.mkstemp(prefix="fm-data-")
+            os.unlink(path)
+            self.spooled[key] = fd
+            data = memoryview(encode(t.get("data", "")))
+            while data:
+                data = data[os.write(fd, data):]
+            os.lseek(fd, 0, os.SEEK_SET)
+            self.tracked[key] = fd
+        return fd
 
     def _spawn(self, i: int, path: str, fdmap: dict, argv: list | None = None) -> None:
         argv = argv or self.argvs[i]
@@ -369,6 +420,8 @@ class _Pipeline:
 
     def _abort(self) -> None:
         """An exception (Ctrl-C's KeyboardInterrupt) is leaving: leave no child behind."""
+        for relay in self.relays.values():
+            relay.finish()
         for fd in self.tracked.values():
             os.close(fd)
         self.tracked.clear()
@@ -405,6 +458,8 @@ class _Pipeline:
             result["errors"] = self.errors
         if self.stopped:
             result["stopped"] = True
+        if self.relays:
+            result["relayed"] = {key: r.finish() for key, r in self.relays.items()}
         if self.tracked:
             result["offsets"] = {}
             for key, fd in self.tracked.items():

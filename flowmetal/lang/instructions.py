@@ -39,8 +39,10 @@ INSTRUCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "CMD": (("node", "slot", "block"), "run a simple command: function, builtin or program"),
     "DYNVARS": (("names",), "draw journaled values ($RANDOM, $EPOCHSECONDS, ~user) as effects"),
     "PIPE": (("node", "slots", "pslot", "end"), "a pipeline: one exec effect when all external"),
-    "PSTAGE": (("pslot", "k", "n", "stderr", "to"), "start stage k of an fm-code pipeline"),
-    "PSTAGE_END": (("pslot", "k"), "end stage k: its output becomes the next stage's input"),
+    "PSTAGE": (("pslot", "k", "n", "stderr", "to"), "start stage k of an fm-code "
+               "pipeline; a run of external stages from k: one exec (a stream before fm code)"),
+    "PSTAGE_END": (("pslot", "k"), "end stage k: its output "
+                   "becomes the next stage's input (a stream it read is closed)"),
     "PIPE_END": (("node", "pslot"), "end an fm-code pipeline: statuses, pipefail"),
     "ARITH": (("text", "sets_status"), "evaluate an arithmetic expression"),
     "COND": (("node",), "evaluate `[[ ... ]]` (file tests as effects)"),

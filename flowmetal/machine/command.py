@@ -9,6 +9,8 @@ from flowmetal.machine import pattern
 from flowmetal.machine.builtins import BUILTINS, Call
 from flowmetal.machine.errors import LimitError, ShellError, Unwind
 from flowmetal.machine.expand import Expander
+from flowmetal.machine.pipes import PipeOps
+from flowmetal.machine.reads import consumed_chars, set_data_pos
 from flowmetal.machine.state import frame
 
 FUNCNEST = 1000
@@ -36,8 +38,8 @@ def _declaration_word(word: A.Word):
     return None
 
 
-class CommandOps:
-    """Mixin for the Machine: the EXPAND, CMD, PIPE* and REDIR instructions."""
+class CommandOps(PipeOps):
+    """Mixin for the Machine: the EXPAND, CMD and REDIR instructions (PIPE*: machine/pipes.py)."""
 
     # -- EXPAND: words -> argv (globs resolved by effects) ------------------------------------
     def op_EXPAND(self, f, code, ins):
@@ -489,17 +491,21 @@ class CommandOps:
         if not redirs:
             return None
         return self.apply_redirects(dict(self.fds()), redirs, ex,
-                                    lambda target, mode, r: self._open_for_fm(f, target, mode, r))
+                                    lambda target, mode, r: self._open_for_fm(f, target, mode, r),
+                                    ids=True)
 
-    def apply_redirects(self, fds: dict, redirs, ex: Expander, open_file) -> dict:
+    def apply_redirects(self, fds: dict, redirs, ex: Expander, open_file, ids=False) -> dict:
         """Apply redirections in order to an fd table; `open_file(path, mode, redirect)` makes
-        the target of a file."""
+        the target of a file. With `ids` (fm code's redirections, which outlive a command) a
+        here-document gets an id: the programs run inside consume it by that id (exec_fds)."""
         for r in redirs:
             op = r.op
             default = 0 if op[0] == "<" else 1
             fd = str(r.fd if r.fd is not None else default)
             if op in ("<<", "<<-", "<<<"):
                 fds[fd] = {"kind": "data", "d": self.heredoc_text(ex, r), "p": 0}
+                if ids:
+                    fds[fd]["id"] = self.new_id()
                 continue
             target = ex.string(r.target)
             if op in (">&", "<&"):
@@ -557,14 +563,29 @@ class CommandOps:
             elif k == "buf":
                 out[fd] = {"kind": "capture"}
                 i["cap"] = t["id"]
-            elif k in ("bufin", "data"):
-                holder = t if k == "data" else \
-                    self.state["bufs"].get(t["id"], {"d": "", "p": 0})
-                out[fd] = {"kind": "data", "data": holder["d"][holder["p"]:]}
-                holder["p"] = len(holder["d"])
+            elif k in ("bufin", "data", "stream"):
+                out[fd] = self._input_for_exec(t)
+            elif k == "streamout":
+                out[fd] = {"kind": "stream"}
             else:                                   # closed, pipe
                 out[fd] = {"kind": k}
         return out
+
+    def _input_for_exec(self, t: dict) -> dict:
+        """In-memory input (a here-document, an fm-code stage's output, the text read ahead of
+        a stream) for a program: the unread rest, tracked by the target's id when its reading
+        position outlives the command, so the program consumes only what it reads (the exec
+        result's `offsets`, applied by finish_exec)."""
+        holder = t if t["kind"] == "data" else self.state["bufs"].get(t["id"], {"d": "", "p": 0})
+        rest = holder["d"][holder["p"]:]
+        if "s" in holder and not holder.get("eof"):
+            # a live stream: what was read ahead, then the stream (a relay); finish_exec
+            # takes back what the program left
+            return {"kind": "relay", "sid": holder["s"], "data": rest, "track": str(t["id"])}
+        if rest and t.get("id") is not None:
+            return {"kind": "data", "data": rest, "track": str(t["id"])}
+        holder["p"] = len(holder["d"])
+        return {"kind": "data", "data": rest}
 
     def exec_stage(self, ex, argv, assigns, redirs, i, base=None) -> dict:
         env = self.exported_env()
@@ -576,17 +597,42 @@ class CommandOps:
         return {"argv": argv, "env": env, "fds": fds}
 
     def finish_exec(self, i, res):
-        offsets = res.get("offsets")
-        if offsets:
-            for layer in self.br["io"]:
-                for t in layer["fds"].values():
-                    if t["kind"] == "file" and "off" in t and str(t["id"]) in offsets:
-                        t["off"] = offsets[str(t["id"])]
+        """Apply an exec result to the state: where programs left shared offsets (`offsets`,
+        `relayed`) and what they wrote into a buffer (`capture`)."""
+        if res.get("offsets"):
+            self._moved_offsets(res["offsets"])
+        bufs = self.state["bufs"]
+        for key, r in (res.get("relayed") or {}).items():
+            b = bufs.get(key)
+            if b is not None:         # a stream's text read ahead: what the program left
+                b["d"], b["p"], b["n"] = r.get("unread", ""), 0, b.get("n", 0) + r.get("got", 0)
+                if r.get("eof"):
+                    b["eof"] = 1
         cap = i.get("cap")
         if cap is not None and res.get("capture"):
-            b = self.state["bufs"].get(cap)
+            b = bufs.get(cap)
             if b is not None:
                 b["d"] += res["capture"]
+
+    def _moved_offsets(self, offsets: dict):
+        """A file's new offset (every copy of its target), or how many bytes of a tracked
+        here-document or buffer were consumed."""
+        moved = {}                      # here-document id -> its new position
+        for layer in self.br["io"]:
+            for t in layer["fds"].values():
+                key = str(t.get("id"))
+                if key not in offsets:
+                    continue
+                if t["kind"] == "file" and "off" in t:
+                    t["off"] = offsets[key]
+                elif t["kind"] == "data" and key not in moved:
+                    moved[key] = t["p"] + consumed_chars(t["d"][t["p"]:], offsets[key])
+                    set_data_pos(self, t, moved[key])
+        bufs = self.state["bufs"]
+        for key, n in offsets.items():
+            if key in bufs:
+                b = bufs[key]
+                b["p"] += consumed_chars(b["d"][b["p"]:], n)
 
     # -- REDIR: redirections of a compound command --------------------------------------------
     def op_REDIR(self, f, code, ins):
@@ -602,140 +648,4 @@ class CommandOps:
         f["b"].append({"t": "r", "io": depth})
         self.push_io(val)
         f["pc"] += 1
-        return None
-
-    # -- pipelines ----------------------------------------------------------------------------
-    def op_PIPE(self, f, code, ins):
-        node, slots, ps, end = ins[1], ins[2], ins[3], ins[4]
-        st = self.br
-        i = f["i"]
-        if i is None:
-            argvs = []
-            external = True
-            for s, _cmd in zip(slots, node.commands):
-                if s is None:
-                    external = False
-                    break
-                argv = f["t"].get(str(s), [])
-                if not argv or any(isinstance(a, dict) for a in argv):
-                    external = False
-                    break
-                kind, argv = self.classify(argv)
-                if kind != "ext" or argv[0] in UNSUPPORTED:
-                    external = False            # CMD runs it (or says what is wrong)
-                    break
-                argvs.append(argv)
-            if not external:
-                f["t"][str(ps)] = {"st": [], "in": None}
-                f["pc"] += 1
-                return None
-            for s in slots:
-                f["t"].pop(str(s), None)
-            ex = Expander(self, code, f)
-            i = f["i"] = {"op": "PIPE", "names": [a[0] for a in argvs]}
-            stages = []
-            n = len(node.commands)
-            for k, (cmd, argv) in enumerate(zip(node.commands, argvs)):
-                base = dict(self.fds())
-                if k > 0:
-                    base["0"] = {"kind": "pipe"}
-                if k < n - 1:
-                    base["1"] = {"kind": "pipe"}
-                    if k < len(node.stderr) and node.stderr[k]:
-                        base["2"] = {"kind": "pipe"}
-                assigns = self.eval_assigns(ex, cmd.assigns)
-                stages.append(self.exec_stage(ex, argv, assigns, cmd.redirects, i, base))
-            return {"op": "exec", "cwd": st["cwd"], "stages": stages}
-        got, res = self.take_result()
-        if "notes" in i:                 # a notice written: the next, or the pipeline's end
-            res = i["res"]
-        else:
-            self.finish_exec(i, res)
-            i["notes"] = self.pipe_notices(node, res, i["names"])
-            i["res"] = res
-        while i["notes"]:
-            req = self.not_found_notice(f, code, *i["notes"].pop(0))
-            if req is not None:
-                return req
-        f["i"] = None
-        f["pc"] = end
-        names = i["names"]
-        errs = {k: {"message": f"`{names[int(k)]}`: {v}"}
-                for k, v in (res.get("errors") or {}).items()}
-        self.pipeline_done(code, node, res["status"], errs)
-        return None
-
-    def pipe_notices(self, node, res, names) -> list:
-        """not_found_notice arguments for the stages of an external pipeline that could not
-        start (each with its stage's stderr: the pipeline's, after its own redirects)."""
-        out = []
-        for k, err in sorted((res.get("errors") or {}).items(), key=lambda kv: int(kv[0])):
-            cmd = node.commands[int(k)]
-            if res["status"][int(k)] in (126, 127) and isinstance(cmd, A.SimpleCommand):
-                if int(k) < len(node.stderr) and node.stderr[int(k)]:
-                    continue             # `|&`: its stderr is the pipe
-                out.append([cmd, cmd.redirects, f"`{names[int(k)]}`: {err}"])
-        return out
-
-    def pipeline_done(self, code, node, statuses, errs):
-        st = self.br
-        st["pipestatus"] = list(statuses)
-        if st["opts"].get("pipefail"):
-            status = 0
-            failing = None
-            for k, s in enumerate(statuses):
-                if s != 0 and s != 141:
-                    status, failing = s, k
-        else:
-            status = statuses[-1]
-            failing = len(statuses) - 1 if status else None
-        st["status"] = status
-        if status != 0 and st["opts"].get("e"):
-            cmd = node.commands[failing]
-            e = errs.get(str(failing))
-            if e and e.get("span"):
-                sp = e["span"]
-                span = A.Span(sp[0], sp[1], sp[2], sp[3])
-                raise ShellError(status, e["message"], span)
-            span = cmd.words[0].span if isinstance(cmd, A.SimpleCommand) and cmd.words \
-                else cmd.span
-            msg = e["message"] if e else \
-                f"`{self.snippet(code, cmd.span)}` exited with status {status}"
-            raise ShellError(status, msg + " (in a pipeline)" if not e else msg, span)
-        if status != 0 and "traps" in st:
-            self.err_trap(status)
-
-    def op_PSTAGE(self, f, code, ins):
-        ps, k, n, err, to = ins[1], ins[2], ins[3], ins[4], ins[5]
-        p = f["t"][str(ps)]
-        st = self.br
-        f["b"].append({"t": "p", "to": to, "io": len(st["io"]), "ps": str(ps), "n": k})
-        fds = dict(self.fds())
-        if k > 0 and p["in"] is not None:
-            fds["0"] = {"kind": "bufin", "id": p["in"]}
-        if k < n - 1:
-            bid = self.new_buf()
-            p["out"] = bid
-            fds["1"] = {"kind": "buf", "id": bid}
-            if err:
-                fds["2"] = fds["1"]
-        self.push_io(fds)
-        f["pc"] += 1
-
-    def op_PSTAGE_END(self, f, code, ins):
-        p = f["t"][str(ins[1])]
-        p["st"].append(self.br["status"])
-        if p["in"] is not None:
-            self.free_buf(p["in"])
-        p["in"] = p.pop("out", None)
-        f["pc"] += 1
-
-    def op_PIPE_END(self, f, code, ins):
-        node, ps = ins[1], ins[2]
-        p = f["t"].pop(str(ps))
-        if p["in"] is not None:
-            self.free_buf(p["in"])
-        f["pc"] += 1
-        self.pipeline_done(code, node, p["st"], {k: v for k, v in (p.get("errs") or {}).items()
-                                                 if v})
         return None

@@ -11,15 +11,32 @@ BIG_CHUNK = 1 << 20
 """Bytes per `read_chunk` effect when a builtin takes all of its input (mapfile, json)."""
 
 
+STREAM_CHUNK = 1 << 12
+"""Bytes per `stream_read` effect at most (whatever the producer has written, up to this): the
+text read ahead is what a program started inside the loop gets, and its request carries it."""
+
+
 def _nbytes(text: str) -> int:
     """The length in bytes of text read from a file (UTF-8, surrogateescape)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
+def consumed_chars(text: str, nbytes: int) -> int:
+    """How many characters of `text` a program consumed by reading `nbytes` of its bytes (a
+    cut inside a character rounds down: that character is still unread)."""
+    if text.isascii():
+        return min(nbytes, len(text))
+    head = text.encode("utf-8", "surrogateescape")[:nbytes].decode("utf-8", "surrogateescape")
+    while head and not text.startswith(head):
+        head = head[:-1]          # a cut sequence decodes as escapes: drop them
+    return len(head)
+
+
 class Input:
     """A builtin's input fd (`0`, or `-u N`) as a source of lines.
 
-    In-memory input (here-documents, fm-code pipeline stages) is read where it lies; the
+    In-memory input (here-documents, fm-code pipeline stages) is read where it lies; a stream
+    (an external producer feeding fm code) in `stream_read` chunks kept in its holder; the
     terminal one line per `read_line` effect (a tty delivers lines, and nothing past the
     delimiter may be consumed: a later program reads the same stdin); a `< file` of fm code in
     chunks (`read_chunk`), whose unconsumed rest stays in the file target (`buf` from position
@@ -45,11 +62,13 @@ class Input:
         self.buf, self.bp = "", 0
         if k == "data":
             self.holder = t
-        elif k == "bufin":
+        elif k in ("bufin", "stream"):
             self.holder = vm.state["bufs"].get(t["id"]) or {"d": "", "p": 0}
-        if k in ("data", "bufin"):
+        if k in ("data", "bufin", "stream"):
             self.buf, self.bp = self.holder["d"], self.holder["p"]
-            self.eof = True
+            self.eof = k != "stream" or "s" not in self.holder or bool(self.holder.get("eof"))
+            self.got = self.holder.get("n", 0)       # a stream's bytes received so far
+            self.statuses = None
         elif k == "file":
             self.off = t.get("off", 0)
             self.end = None                 # byte offset just after buf (known after a read)
@@ -79,6 +98,8 @@ class Input:
 
     def _chunk(self, size: int) -> str:
         """The next chunk of the file after what is buffered ("" at its end)."""
+        if self.kind == "stream":
+            return self._stream_chunk()
         t, vm = self.t, self.c.vm
         if self.end is None:
             self.end = self.off + _nbytes(self.buf[self.bp:])
@@ -91,6 +112,23 @@ class Input:
         if not data or res.get("eof") or res.get("error"):
             self.eof = True
         self.end = res.get("end", self.end + _nbytes(data))
+        return data
+
+    def _stream_chunk(self) -> str:
+        """The next text of a stream. A stream started before a crash is gone with the runner
+        that held it: it is started again, skipping the bytes already received."""
+        h = self.holder
+        read = {"op": "stream_read", "sid": h["s"], "size": STREAM_CHUNK}
+        res = self.c.effect(read)
+        if res.get("gone"):
+            self.c.effect(dict(h["q"], skip=self.got))
+            res = self.c.effect(read)
+        data = res.get("data") or ""
+        if res.get("eof") or res.get("gone") or res.get("error"):
+            self.eof = True
+        if isinstance(res.get("status"), list):
+            self.statuses = res["status"]         # its stages had exited: kept for the close
+        self.got += _nbytes(data)
         return data
 
     def line(self, delim: str):
@@ -180,10 +218,10 @@ class Input:
                 parts.append(got[0] + ("\0" if got[1] else ""))
             return "".join(parts)
         parts = [self.buf[self.bp:]]
-        if self.kind == "file":
+        if self.kind in ("file", "stream"):
             while not self.eof:
                 parts.append(self._chunk(BIG_CHUNK))
-            if self.end is not None:
+            if self.kind == "file" and self.end is not None:
                 self.off = self.end
         self.buf, self.bp = "", 0
         return "".join(parts)
@@ -193,8 +231,32 @@ class Input:
         k = self.kind
         if k == "file":
             _set_file_pos(self.c.vm, self.t, self.off, self.buf, self.bp)
-        elif k in ("data", "bufin"):
+        elif k == "bufin":
             self.holder["p"] = self.bp
+        elif k == "data":
+            set_data_pos(self.c.vm, self.t, self.bp)
+        elif k == "stream" and "s" in self.holder:
+            buf, bp = self.buf, self.bp
+            if bp > len(buf) >> 1:            # keep what snapshots copy small
+                buf, bp = buf[bp:], 0
+            h = self.holder
+            h["d"], h["p"], h["n"] = buf, bp, self.got
+            if self.eof:
+                h["eof"] = 1
+            if self.statuses is not None:
+                h["st"] = self.statuses
+
+
+def set_data_pos(vm, t: dict, p: int):
+    """Set a here-document's reading position on every copy of its target (as _set_file_pos
+    does for files: after a resume from a snapshot, the layers hold separate copies)."""
+    t["p"] = p
+    if t.get("id") is None:
+        return
+    for layer in vm.br["io"]:
+        for u in layer["fds"].values():
+            if u["kind"] == "data" and u.get("id") == t["id"]:
+                u["p"] = p
 
 
 def _set_file_pos(vm, t: dict, off: int, buf: str, bp: int):

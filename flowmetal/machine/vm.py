@@ -380,11 +380,10 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
                             st.get("err") if kind == "raise" else None
                         f["pc"] = b["to"]
                         return None
-                    # leaving the pipeline altogether (return, break, cancel): free its buffers
-                    p = f["t"].pop(b["ps"], None) or {}
-                    for bid in (p.get("in"), p.get("out")):
-                        if bid is not None:
-                            self.free_buf(bid)
+                    # leaving the pipeline altogether (return, break, cancel): free its
+                    # buffers; a stream it reads is closed first, at the stage's end
+                    if self.leave_pipeline(f, b, kind, value):
+                        return None
                 elif t == "f":
                     f.setdefault("pend", []).append({"k": kind, "v": value, "st": st["status"]})
                     f["pc"] = b["to"]

@@ -122,7 +122,11 @@ def _show_exec(req: dict, started) -> str:
             if isinstance(t, dict) and t.get("kind") == "file":
                 words += f" {'' if fd in ('0', '1') else fd}{_target(t)}"
         stages.append(words)
-    return "exec  " + _clip(" | ".join(stages))
+    text = "exec  " + _clip(" | ".join(stages))
+    if req.get("stream") is not None:
+        text += f" [stream {req['stream']}" + (f", skip {req['skip']} bytes]" if "skip" in req
+                                               else "]")
+    return text
 
 
 def _show_write(req: dict, started) -> str:
@@ -366,9 +370,14 @@ class Redactor:
 
     def _state(self, state: dict) -> dict:
         """A machine state (docs/state.md) with secret variables' values hidden, in every
-        branch (the whole state is one in the first state format): its scopes, and the
-        prefix assignments (`as`) of a command in flight."""
+        branch (the whole state is one in the first state format): its scopes, the prefix
+        assignments (`as`) of a command in flight, and the environment of a stream's start
+        request."""
         out = self._branch(state)
+        if isinstance(state.get("bufs"), dict):       # a stream's start request (`q`)
+            out["bufs"] = {k: dict(b, q=self._request(b["q"]))
+                           if isinstance(b, dict) and isinstance(b.get("q"), dict) else b
+                           for k, b in state["bufs"].items()}
         if isinstance(state.get("branches"), dict):
             out["branches"] = {bid: self._branch(br) if isinstance(br, dict) else br
                                for bid, br in state["branches"].items()}
@@ -468,6 +477,20 @@ def _result_path(res: dict) -> str:
     return ""
 
 
+def _show_stream(req: dict) -> str:
+    """`stream_read  s-abc123-4` / `stream_close  s-abc123-4 (drain)`."""
+    text = f"{req.get('op')}  {_clip(str(req.get('sid', '')), 40)}"
+    return text + " (drain)" if req.get("drain") else text
+
+
+def _result_stream(res: dict) -> str:
+    if res.get("gone"):
+        return "gone (started before a crash)"
+    if "data" in res:
+        return f"{len(str(res['data']))} chars" + (", EOF" if res.get("eof") else "")
+    return ""
+
+
 def _show_read_chunk(req: dict) -> str:
     """`read_chunk  data.txt @65536` (the byte offset it reads from)."""
     name = req.get("display") or req.get("path") or ""
@@ -485,10 +508,11 @@ _SHOW_REQUEST = {
     "random": lambda req, started: "random",
     "read_line": lambda req, started: f"read_line  fd {req.get('fd', 0)}",
     "read_chunk": lambda req, started: _show_read_chunk(req),
+    "stream": lambda req, started: _show_stream(req),
 }
 _SHOW_RESULT = {
     "sleep": lambda res: "woken" if res.get("woken") else "woke",
-    "exec": lambda res: "",
+    "exec": lambda res: "started" if res.get("started") else "",
     "write": lambda res: (f"{res['already']} bytes were already there (not written again)"
                           if res.get("already") else ""),
     "path": _result_path,
@@ -498,4 +522,5 @@ _SHOW_RESULT = {
     "read_line": lambda res: "EOF" if res.get("line") is None else f"{len(res['line'])} chars",
     "read_chunk": lambda res: (f"{len(str(res.get('data', '')))} chars"
                                + (", EOF" if res.get("eof") else "")),
+    "stream": _result_stream,
 }

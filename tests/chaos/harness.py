@@ -405,7 +405,29 @@ def view_after_crash(kind: str, records: list) -> CrashView:
             done.add(r["step"])
     last = records[-1] if records else None
     last_started = last["step"] if last and last["kind"] == "effect.started" else None
+    # A stream's producer (an exec with `stream`) runs again after a crash, under its first
+    # start's step key, until the job has read its end or closed it (docs/effects.md, "Streams"):
+    # while it is open, its start counts as in flight.
+    for step in _open_streams(records):
+        done.discard(step)
     return CrashView(kind, done, started - done, last_started, requests)
+
+
+def _open_streams(records: list) -> set:
+    """Steps of the stream starts whose stream had not ended when the journal ends."""
+    opened, reqs = {}, {}
+    for r in records:
+        if r["kind"] == "effect.started":
+            reqs[r["step"]] = r["req"]
+            if r["req"].get("stream") is not None and "skip" not in r["req"]:
+                opened[str(r["req"]["stream"])] = r["step"]
+        elif r["kind"] == "effect.done":
+            req = reqs.get(r["step"]) or {}
+            res = r.get("res") or {}
+            if req.get("op") == "stream_close" or (req.get("op") == "stream_read"
+                                                   and res.get("eof")):
+                opened.pop(str(req.get("sid")), None)
+    return set(opened.values())
 
 
 def run_scenario(ref: Reference, scenario: Scenario, root: Path, *, check_log: bool = True,
