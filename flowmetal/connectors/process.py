@@ -525,13 +525,51 @@ def _spawn(path: str, argv: list, env: dict, cwd: str, fdmap: dict) -> int:
     if (all(fdmap.get(fd, 0) != CLOSED for fd in (0, 1, 2))
             and all(fd <= 2 or src == CLOSED for fd, src in fdmap.items())
             and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
-        # Popen vforks: the cheapest correct spawn Python offers (posix_spawn has no cwd).
+        if _posix_spawn_ok(cwd, fdmap):
+            return os.posix_spawn(path, argv, env, setsigdef=_POPEN_DEFAULT_SIGNALS,
+                                  file_actions=[(os.POSIX_SPAWN_DUP2, src, fd)
+                                                for fd, src in sorted(fdmap.items())
+                                                if src != CLOSED])
+        # Popen vforks too, and can also change directory and close stray fds.
         proc = subprocess.Popen(argv, executable=path, cwd=cwd, env=env,
                                 stdin=fdmap.get(0, 0), stdout=fdmap.get(1, 1),
                                 stderr=fdmap.get(2, 2), close_fds=True)
         proc.returncode = 0  # we reap it ourselves; keeps Popen.__del__ from tracking it
         return proc.pid
     return _spawn_forked(path, argv, env, cwd, fdmap)
+
+
+# What Popen's restore_signals puts back to the default in its children.
+_POPEN_DEFAULT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ")
+                               if hasattr(signal, name))
+_FD_DIR = "/proc/self/fd"
+_posix_spawn_usable = hasattr(os, "posix_spawn") and os.path.isdir(_FD_DIR)
+
+
+def _posix_spawn_ok(cwd: str, fdmap: dict) -> bool:
+    """Whether os.posix_spawn (vfork and exec in C, about 0.1 ms cheaper than Popen) can
+    start this stage exactly as Popen would: the child runs in fm's own directory (it has
+    no chdir) and every source fd sits at its target or above 2 (so no dup2 clobbers a later
+    source). It cannot close stray fds as Popen's close_fds does, so an inheritable fd above
+    2 (one fm inherited, or one opened by code around it) is made close-on-exec here: fm
+    hands its programs fds 0-2 and their redirections, nothing else, either way."""
+    if not _posix_spawn_usable or any(0 <= src <= 2 and src != fd
+                                      for fd, src in fdmap.items()):
+        return False
+    try:
+        if os.getcwd() != cwd:
+            return False
+        names = os.listdir(_FD_DIR)
+    except OSError:
+        return False
+    for name in names:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                os.set_inheritable(fd, False)
+        except OSError:
+            pass            # the fd listdir read the directory with, closed since
+    return True
 
 
 def _spawn_forked(path: str, argv: list, env: dict, cwd: str, fdmap: dict) -> int:
