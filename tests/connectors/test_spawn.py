@@ -7,7 +7,6 @@ import pytest
 
 from flowmetal.connectors import process
 
-from .conftest import EchoTerm
 from .test_exec import CAPTURE, _ignored_and_blocked, run, stage
 
 pytestmark = pytest.mark.skipif(not process._posix_spawn_usable,
@@ -71,14 +70,3 @@ def test_failures_to_run(term, env, here):
     assert run(term, here, stage(["no-such-command-fm"], env)) == {
         "status": [127], "errors": {"0": "command not found"}}
 
-
-def test_term_stdin_above_2_is_the_childs_stdin(env, here):
-    (here / "in.txt").write_text("from stdin\n")
-    fd = os.open(here / "in.txt", os.O_RDONLY)
-    term = EchoTerm(stdin_fd=fd)
-    try:
-        res = run(term, here, stage(["cat"], env, f1=CAPTURE))
-        assert res["capture"] == "from stdin\n"
-    finally:
-        os.close(fd)
-        term.close()
