@@ -32,8 +32,8 @@ def perform_exec(req: dict, term: Term, token=None) -> dict:
     """The `exec` effect: the pipeline, stopped when the request's deadline passes (the result
     then carries "timeout": true) or when `token` (a CancelToken) is set ("stopped")."""
     deadline = req.get("deadline")
-    if deadline is None and token is None:
-        return run_pipeline(req, term)
+    if deadline is None:
+        return run_pipeline(req, term, should_stop=None if token is None else token.is_set)
     from .clock import get_clock
     clock = get_clock()
 

@@ -101,8 +101,10 @@ def compact(req: dict, base: dict) -> dict:
             stages.append(st)
             continue
         st = {k: v for k, v in st.items() if k != "env"}
-        st["env+"] = {k: v for k, v in env.items() if base.get(k) != v}
-        st["env-"] = sorted(k for k in base if k not in env)
+        st["env+"] = plus = {k: v for k, v in env.items() if base.get(k) != v}
+        # The keys env shares with base (same values) are all of base's: none removed.
+        kept_all = len(env) - len(plus) == len(base)
+        st["env-"] = [] if kept_all else sorted(k for k in base if k not in env)
         stages.append(st)
     return dict(req, stages=stages)
 
