@@ -7,7 +7,6 @@ import os
 import select
 import signal
 import stat
-import subprocess
 import threading
 import time
 from _signal import getsignal as _getsignal  # see _spawn
@@ -534,6 +533,7 @@ def _spawn(path: str, argv: list, env: dict, cwd: str, fdmap: dict) -> int:
                                                 for fd, src in sorted(fdmap.items())
                                                 if src != CLOSED])
         # Popen vforks too, and can also change directory and close stray fds.
+        import subprocess  # lazy: 3 ms of start-up that posix_spawn's jobs never need
         proc = subprocess.Popen(argv, executable=path, cwd=cwd, env=env,
                                 stdin=fdmap.get(0, 0), stdout=fdmap.get(1, 1),
                                 stderr=fdmap.get(2, 2), close_fds=True)
