@@ -12,10 +12,20 @@ table compares the exec connector's two spawn paths in this process (docs/effect
 runs"): posix_spawn (the stage's cwd is fm's) and Popen (another cwd). Nothing here is
 asserted (speed is measured, not tested).
 
-Figures (Python 3.11, Linux, 2 CPUs shared with other jobs: load 6-9 while measured, so
-absolute times are 2-5x an idle machine's; 1000 x 5, three invocations):
-  before (557ebd7)  always 1.74-2.59, batch 1.50-1.65, never 1.39-1.64
-  after             see the report of the change that introduced the spawn paths table
+Figures: `bench/spawn.py 1000 5`, two invocations each of the tree before the spawn-path and
+hot-path work (557ebd7, run with PYTHONPATH pointing at it) and after, alternated; Python 3.11,
+Linux, 2 CPUs shared with other jobs (load 8-14: bash took 4-7 ms per /bin/true, 4-7x an idle
+machine's 1 ms, so only same-turn ratios mean anything, and those loosely). Median [min-max]
+of the same-turn ratios to bash:
+                     always             batch              never              python ref
+  before, run 1      2.78 [2.02-3.93]   1.39 [0.93-2.37]   1.13 [0.70-1.89]   1.44 [0.69-1.99]
+  before, run 2      2.84 [2.26-3.96]   1.36 [0.88-1.79]   1.25 [0.88-1.98]   2.12 [1.90-2.70]
+  after,  run 1      2.01 [1.65-2.78]   1.12 [0.82-1.26]   0.95 [0.47-2.13]   2.19 [1.91-2.34]
+  after,  run 2      1.30 [1.25-2.03]   0.77 [0.73-1.16]   0.86 [0.49-1.63]   2.17 [1.80-3.41]
+fm's own CPU (user+sys of the fm process, 1000 x /bin/true, one run each, same load): never
+1.39 s before, 0.71 s after; always 1.64 s before, 1.08 s after (start-up ~0.11 s of each).
+An earlier, quieter measurement of the tree before (issue 8): always 1.76-2.06, batch
+1.39-1.61, python ref 1.10-1.16.
 """
 from __future__ import annotations
 
