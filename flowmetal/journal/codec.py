@@ -25,6 +25,7 @@ PREFIX = b'{"seq":'
 # inside an encoded JSON value, so the start of a line is always the start of a record.
 HEADER_RE = re.compile(rb'\{"seq":(0|[1-9][0-9]*),"ts":"[^"\\]*","kind":"([^"\\]*)"[,}]')
 _KIND_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_GOOD_KINDS: set = set()   # kinds already matched against _KIND_RE
 
 # The checksum is the record's last member, of fixed length, so it is found and checked on the
 # bytes: `,"crc":"` 8 lowercase hex digits `"}`. Inside any value a `"` is escaped or followed by
@@ -37,23 +38,55 @@ _CRC_LEN = len(_CRC_OPEN) + 8 + 2
 _encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
+def _refuse(value):
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _fast_encoder():
+    """The same encoding as _encoder.encode for the hot path, without building the C encoder
+    anew for every record (as JSONEncoder.encode does): a few µs a record. No check for
+    circular references (a record is built from JSON values, never refers to itself)."""
+    from json.encoder import c_make_encoder, encode_basestring_ascii
+    if c_make_encoder is None:
+        return _encoder.encode
+    chunks = c_make_encoder(None, _refuse, encode_basestring_ascii, None, ":", ",", False,
+                            False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_encode_json = _fast_encoder()
+
+
+_second: tuple = (None, "")   # (a whole second, its formatted text): strftime once a second
+
+
 def now_ts() -> str:
     """The current time as RFC 3339 UTC with milliseconds, e.g. 2026-11-28T22:10:03.123Z."""
+    global _second
     t = time.time()
     s = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%03dZ" % int((t - s) * 1000)
+    known = _second
+    if known[0] != s:
+        known = _second = (s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)))
+    return known[1] + ".%03dZ" % int((t - s) * 1000)
 
 
 def encode(seq: int, kind: str, fields: dict, ts: str | None = None) -> bytes:
     """One complete journal line (with its newline) for a record, checksum included."""
-    if not _KIND_RE.match(kind):
-        raise ValueError(f"bad record kind {kind!r}")
+    if kind not in _GOOD_KINDS:
+        if not _KIND_RE.match(kind):
+            raise ValueError(f"bad record kind {kind!r}")
+        _GOOD_KINDS.add(kind)
     for key in RESERVED:
         if key in fields:
             raise ValueError(f"record field {key!r} is reserved")
-    rec = {"seq": seq, "ts": ts or now_ts(), "kind": kind}
-    rec.update(fields)
-    return seal(_encoder.encode(rec).encode("ascii")) + b"\n"
+    # The header is formatted, not encoded: seq is an int, and ts and kind need no escaping
+    # (digits and punctuation; _KIND_RE), so this is the encoding of the whole record as one
+    # object, byte for byte, without building it.
+    body = _encode_json(fields)
+    head = '{"seq":%d,"ts":"%s","kind":"%s"' % (seq, ts or now_ts(), kind)
+    line = (head + "," + body[1:] if len(body) > 2 else head + "}").encode("ascii")
+    return b'%s,"crc":"%08x"}\n' % (line[:-1], zlib.crc32(line))   # seal(line) + b"\n"
 
 
 def seal(body: bytes) -> bytes:

@@ -2,8 +2,10 @@
 
 The loop (SPEC §2, G1/G2/G5): the machine stops at an effect request; the runner journals it
 (`effect.started`, a plain write), performs it, journals the result (`effect.done`, fsync'd) and
-hands the result back. Every SNAPSHOT_EVERY requests, and at the first one, it first journals
-the machine's whole state stopped at that request (`snapshot`). Resuming loads the last
+hands the result back (with fsync "always", to the machine in a helper thread while the fsync
+runs: the machine is pure, and its next requests are acted on only once the fsync returned).
+Every SNAPSHOT_EVERY requests, and at the first one, it first journals the machine's whole
+state stopped at that request (`snapshot`). Resuming loads the last
 snapshot, re-runs the pure steps after it with the recorded results (never echoing their output
 again), checks that every re-made request equals the recorded one, and continues live; an
 effect that was started but has no result runs again, with the same request (so the same
@@ -16,6 +18,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+
+# The C function signal.pthread_sigmask wraps: the wrapper turns each signal of the returned
+# mask into an enum member, 5-10 µs a call; the runner calls it twice a record.
+from _signal import pthread_sigmask as _sigmask
 
 from .. import __version__
 from ..connectors import mark
@@ -97,8 +103,10 @@ def compact(req: dict, base: dict) -> dict:
             stages.append(st)
             continue
         st = {k: v for k, v in st.items() if k != "env"}
-        st["env+"] = {k: v for k, v in env.items() if base.get(k) != v}
-        st["env-"] = sorted(k for k in base if k not in env)
+        st["env+"] = plus = {k: v for k, v in env.items() if base.get(k) != v}
+        # The keys env shares with base (same values) are all of base's: none removed.
+        kept_all = len(env) - len(plus) == len(base)
+        st["env-"] = [] if kept_all else sorted(k for k in base if k not in env)
         stages.append(st)
     return dict(req, stages=stages)
 
@@ -142,6 +150,7 @@ class JobJournal:
         self.crash_before = _crash_at("FM_CRASH_BEFORE")
         self.power = os.environ.get("FM_CRASH_POWER") == "1"
         self.last_seq = 0 if created else last_seq
+        self._meanwhile = None          # the thread of append_during, made on first use
         if created:
             self._check(0)
 
@@ -151,13 +160,37 @@ class JobJournal:
             self._die()
         # A KeyboardInterrupt between the write and the store's bookkeeping would make the next
         # record reuse a seq: damage. Blocking SIGINT for the write (two cheap syscalls) avoids it.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+        old = _sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
         try:
             seq = self.lease.append(kind, fields, sync=sync)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            _sigmask(signal.SIG_SETMASK, old)
         self._check(seq)
         return seq
+
+    def append_during(self, kind: str, fields: dict, work):
+        """Append a record and fsync it as append() does, running `work` (pure machine steps:
+        nothing they do is observable) in another thread meanwhile. The fsync releases the
+        GIL, so the machine's next steps take none of the runner's time. Returns work()'s
+        result; the record is durable when this returns, and the crash hooks fire after both."""
+        if self.last_seq is not None and self.last_seq + 1 == self.crash_before:
+            self._die()
+        if self._meanwhile is None:
+            self._meanwhile = Meanwhile()
+        old = _sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+        try:
+            seq = self.lease.append(kind, fields, sync=False)
+            result = self._meanwhile.run(work, self.lease.sync)
+        finally:
+            _sigmask(signal.SIG_SETMASK, old)
+        self._check(seq)
+        return result
+
+    def done(self) -> None:
+        """The runner is done with the journal: stop the helper thread, if any."""
+        if self._meanwhile is not None:
+            self._meanwhile.stop()
+            self._meanwhile = None
 
     def sync(self) -> None:
         """Make every record so far durable."""
@@ -176,6 +209,66 @@ class JobJournal:
         if self.power:
             self.lease.crash_hook()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Meanwhile:
+    """A thread that runs pure work while the runner's thread waits in a call that releases
+    the GIL (an fsync). The work starts as soon as the wait does; run() returns once both
+    have ended, so the work never overlaps anything else the runner does."""
+
+    def __init__(self):
+        import threading
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._work = None
+        self._out: tuple = (True, None)
+        threading.Thread(target=self._serve, name="fm-meanwhile", daemon=True).start()
+
+    def _serve(self) -> None:
+        _sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)    # they are for the runner's thread
+        while True:
+            self._go.acquire()
+            work = self._work
+            if work is None:
+                return
+            try:
+                self._out = (True, work())
+            except BaseException as e:  # handed to the runner's thread, which raises it
+                self._out = (False, e)
+            self._done.release()
+
+    def run(self, work, wait):
+        """wait() here and work() in the thread, at once; returns work()'s result."""
+        self._work = work
+        self._go.release()
+        try:
+            wait()
+        finally:
+            self._join()
+        ok, value = self._out
+        self._work, self._out = None, (True, None)
+        if not ok:
+            raise value
+        return value
+
+    def _join(self) -> None:
+        """Wait for the work to end, even if a signal handler raises meanwhile (the machine
+        must not change under the code that handles the exception)."""
+        raised = None
+        while True:
+            try:
+                self._done.acquire()
+                break
+            except BaseException as e:
+                raised = e
+        if raised is not None:
+            raise raised
+
+    def stop(self) -> None:
+        self._work = None
+        self._go.release()
 
 
 class Runner:
@@ -253,6 +346,7 @@ class Runner:
             sched.close()
             if self._flusher is not None:
                 self._flusher.cancel()      # the final record syncs everything before it
+            self.journal.done()
             _FOREGROUND[0] = None
             _install(old)
         return self._finish(m.done())
@@ -333,8 +427,9 @@ class Runner:
         return rerun
 
     def _result_must_sync(self, p: dict) -> bool:
-        """Whether an effect's result must be durable before the machine sees it (G1): it
-        changed the world, and running it again after a power cut would do so again."""
+        """Whether an effect's result must be durable before anything the machine does with
+        it is acted on (G1): it changed the world, and running it again after a power cut
+        would do so again."""
         return EFFECTS[p["req"]["op"]].world and not self._result_stable(p)
 
     def _result_stable(self, p: dict) -> bool:
@@ -405,20 +500,31 @@ class Runner:
 
     def _complete_all(self, done: list, sched) -> None:
         """Journal results that finished together with one fsync (group commit: every one is
-        durable before the machine sees any, G1), then feed them in journal order; then the
-        timers the machine cut short (a `wait` under a deadline whose branch ended)."""
+        durable before the machine's next requests are acted on, G1) and feed them in journal
+        order (while that fsync runs, with fsync "always"); then the timers the machine cut
+        short (a `wait` under a deadline whose branch ended)."""
         world = any(self._result_must_sync(self.pending[step]) for step, _ in done)
         now = world and self.sync_mode != "batch"
         if not now and not all(self._result_stable(self.pending[step]) and not
                                (isinstance(res, dict) and res.get("error")) for step, res in done):
             self.volatile = True        # a failure may come out otherwise when run again
+        def feed() -> list:
+            return [self.machine.feed(step, res) for step, res in done]
+
+        fed = None
         for k, (step, res) in enumerate(done):
             p = self.pending.pop(step)
             rec = {"step": step, "res": res}
             if p["br"] != MAIN_BRANCH:
                 rec["br"] = p["br"]
-            last = k == len(done) - 1
-            self.journal.append("effect.done", rec, sync=now and last)
+            if k < len(done) - 1 or not now:
+                self.journal.append("effect.done", rec, sync=False)
+            elif self.sync_mode == "always":
+                # The machine (pure) takes the results while the fsync runs; what it asks
+                # for next starts only after (G1: docs/journal.md, "When records are synced").
+                fed = self.journal.append_during("effect.done", rec, feed)
+            else:
+                self.journal.append("effect.done", rec, sync=True)
             self.since_snapshot += 1
         self.unsynced = not now
         if now:           # synced with the last record: a second fsync would find nothing
@@ -428,8 +534,8 @@ class Runner:
                 self._flusher = None
         elif world:
             self._durable_soon()
-        for step, res in done:
-            self.add(_machine_step(lambda s=step, r=res: self.machine.feed(s, r)))
+        for entries in fed if fed is not None else _machine_step(feed):
+            self.add(entries)
         self._note_main_end()
         self.wake(sched)
 
@@ -610,11 +716,11 @@ def _reason(token) -> str:
 def _machine_step(fn):
     """Run a pure machine step with SIGINT held off: a KeyboardInterrupt in the middle of an
     instruction would leave the state half changed. Ctrl-C lands in the next effect."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    old = _sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
     try:
         return fn()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _sigmask(signal.SIG_SETMASK, old)
 
 
 def _stop_survivors(req: dict) -> None:
