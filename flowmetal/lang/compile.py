@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from flowmetal.lang import ast as A
+from flowmetal.lang import limits  # noqa: F401  (deep trees: raises the recursion limit)
 from flowmetal.records import fields, is_record
 
 

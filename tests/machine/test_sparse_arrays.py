@@ -3,30 +3,14 @@ huge index is as cheap as a small one, and every operation agrees with bash (the
 outputs below are bash 5's)."""
 from __future__ import annotations
 
-import json
 import time
 
-from flowmetal.machine import Machine, initial_state
+from machine.drive import run_script
 
 
 def run(text: str, scopes: dict | None = None) -> tuple[str, dict]:
-    """Run `text` in the machine; the writes to fd 1 and the global variables at the last
-    write (as a snapshot would hold them)."""
-    state = initial_state(job="j-000000", argv=["t.fm"], env={}, cwd="/tmp", filename="t.fm",
-                          pid=1)
-    state["branches"]["0"]["scopes"][0].update(scopes or {})
-    m = Machine(state, text)
-    out, glob = [], None
-    pending = m.start()
-    while pending:
-        p = pending.pop(0)
-        req = p["req"]
-        assert req["op"] == "write", req
-        if req["target"] == {"kind": "term", "fd": 1}:
-            out.append(req["data"])
-        glob = json.loads(json.dumps(m.state["branches"]["0"]["scopes"][0]))
-        pending += m.feed(p["step"], {})
-    return "".join(out), glob
+    out, _, glob, _ = run_script(text, scopes)
+    return out, glob
 
 
 CASES = [
