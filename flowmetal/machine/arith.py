@@ -662,7 +662,7 @@ class Compiled:
 def compile_expr(text: str) -> Compiled:
     """Parse `text` once (raises ArithError on syntax errors; offsets index into `text`)."""
     if paren_depth(text) > MAX_NESTING:
-        raise ArithError(f"parentheses {nesting_message()}", 0)
+        raise ArithError(f"expression too deeply nested: parentheses {nesting_message()}", 0)
     try:
         fn = _Parser(text, 0, len(text)).parse()
     except RecursionError:
