@@ -30,3 +30,19 @@ def test_sigterm_ends_a_busy_machine(tmp_path, kind):
         p.kill()
     assert p.returncode == 128 + signal.SIGTERM, err
     assert "terminated; job busy-" in err and "can be resumed" in err, err
+
+
+def test_ctrl_c_cancels_a_busy_loop_and_runs_its_finally(tmp_path):
+    script = tmp_path / "busy.fm"
+    script.write_text("try { echo start; while :; do :; done; } finally { echo cleanup; }\n")
+    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    p = subprocess.Popen([sys.executable, "-m", "flowmetal", str(script)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline() == "start\n"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)    # at the next tick: well under a second
+    finally:
+        p.kill()
+    assert (p.returncode, out) == (130, "cleanup\n"), err
