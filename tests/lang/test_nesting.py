@@ -57,3 +57,9 @@ def test_fm_check_and_run_report_the_limit(tmp_path):
         assert r.returncode == 2, r.stderr
         assert f"deep.fm:1:{14 * MAX_NESTING + 1}: error: nested more than" in r.stderr
         assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_funcnest_comes_before_any_python_limit():
+    out, err, _, done = run_script("f() { g; }; g() { f; }; f\n")
+    assert done["status"] == 1 and out == err == ""
+    assert "more than 1000 nested calls" in done["error"]["message"]
