@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from flowmetal.lang import ast as A
+from flowmetal.lang.limits import allow_deep_recursion
 from flowmetal.records import fields, is_record
 
 
@@ -40,6 +41,7 @@ class Unit:
 
 
 def compile_unit(program: A.Program, unit: str) -> Unit:
+    allow_deep_recursion()
     u = Unit(unit)
     c = _Compiler(u)
     top = c.new_code("main")

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from flowmetal.lang.ast import CondAnd, CondBinary, CondNot, CondOr, CondUnary, CondWord, Lit, Word
+from flowmetal.lang.limits import MAX_NESTING, nesting_message
 from flowmetal.lang.words import NORMAL, REGEX, scan_word, skip_blanks
 
 UNARY = frozenset("-a -b -c -d -e -f -g -h -k -p -r -s -t -u -w -x -G -L -N -O -S -z -n -o -v "
                   "-R".split())
 BINARY = frozenset("== = != =~ < > -eq -ne -lt -le -gt -ge -nt -ot -ef".split())
 _DELIM = " \t\n;&|<>()"
-_MAX_NEST = 200
 
 
 def _lit(w):
@@ -127,8 +127,8 @@ class CondParser:
 
     def _deeper(self, t):
         self.nest += 1
-        if self.nest > _MAX_NEST:
-            raise self.src.error("`[[ ]]` expression is nested too deeply", t[2], t[3])
+        if self.nest > MAX_NESTING:
+            raise self.src.error(f"`[[ ]]` expression {nesting_message()}", t[2], t[3])
 
     def primary(self):
         t = self.next()

@@ -24,6 +24,7 @@ from flowmetal.lang.ast import (
     While,
 )
 from flowmetal.lang.lexer import Lexer, is_name, tokens  # noqa: F401  (tokens: for yacc)
+from flowmetal.lang.limits import allow_deep_recursion, nesting_message, too_deep
 from flowmetal.lang.source import Source
 from flowmetal.lang.support import check_program
 
@@ -538,8 +539,12 @@ def parse_program(text: str, filename: str) -> Program:
     if not isinstance(text, str):
         raise TypeError("parse() needs a str")
     src = Source(text, filename)
+    allow_deep_recursion()      # in case an embedder (a test harness) lowered it again
     try:
         program = _run(Lexer(src, text, 0, subparse=_subparse))
+        deep = too_deep(program)
+        if deep is not None:
+            raise src.error(nesting_message(), deep.start, deep.end)
         check_program(program, src)    # what fm cannot run is refused before anything runs
         return program
     except ParseError:

@@ -18,6 +18,7 @@ from flowmetal.lang.ast import (
     Tilde,
     Word,
 )
+from flowmetal.lang.limits import MAX_NESTING, nesting_message
 
 # Scanning modes: they differ only in which characters end a word.
 NORMAL, ASSIGN, PARAM, PARAM_SLASH, SUBSCRIPT, REGEX = range(6)
@@ -44,8 +45,6 @@ _ANSI = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "
 _OCT = re.compile(r"[0-7]{1,3}")
 _HEX = {"x": re.compile(r"[0-9a-fA-F]{1,2}"), "u": re.compile(r"[0-9a-fA-F]{1,4}"),
         "U": re.compile(r"[0-9a-fA-F]{1,8}")}
-MAX_DEPTH = 60      # nested $(...) / `...` parses
-MAX_NEST = 100      # nested ${...} or {a,{b,...}} inside one word
 
 
 class _Parts:
@@ -81,8 +80,8 @@ class _Parts:
 
 
 def _enter(ctx, pos):
-    if ctx.depth >= MAX_DEPTH:
-        raise ctx.src.error("expansions are nested too deeply", pos)
+    if ctx.depth >= MAX_NESTING:
+        raise ctx.src.error(f"`$( )` {nesting_message()}", pos)
 
 
 def _tilde(ctx, p, pos, mode):
@@ -350,8 +349,8 @@ def scan_dollar(ctx, pos, in_dq):
         return CmdSub(prog, src.span(pos, e)), e
     if nx == "{":
         ctx.nest += 1
-        if ctx.nest > MAX_NEST:
-            raise src.error("`${...}` expansions are nested too deeply", pos, pos + 2)
+        if ctx.nest > MAX_NESTING:
+            raise src.error(f"`${{...}}` {nesting_message()}", pos, pos + 2)
         try:
             return scan_braced(ctx, pos)
         finally:
@@ -628,8 +627,8 @@ def brace_expand(ctx, parts):
 def _brace_seq(ctx, items, i, j, level):
     """Parts for items[i:j], expanding braces found in them."""
     src = ctx.src
-    if level > MAX_NEST:
-        raise src.error("brace expansion is nested too deeply", items[i - 1][1])
+    if level > MAX_NESTING:
+        raise src.error(f"brace expansion {nesting_message()}", items[i - 1][1])
     p = _Parts(src)
     while i < j:
         it = items[i]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import re
 
+from flowmetal.lang.limits import MAX_NESTING, nesting_message, paren_depth
+
 __all__ = ["ArithError", "ArithEnv", "Compiled", "evaluate", "compile_expr", "parse_integer"]
 
 _BITS = 64
@@ -659,6 +661,8 @@ class Compiled:
 @functools.lru_cache(maxsize=2048)
 def compile_expr(text: str) -> Compiled:
     """Parse `text` once (raises ArithError on syntax errors; offsets index into `text`)."""
+    if paren_depth(text) > MAX_NESTING:
+        raise ArithError(f"expression too deeply nested: parentheses {nesting_message()}", 0)
     try:
         fn = _Parser(text, 0, len(text)).parse()
     except RecursionError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flowmetal.machine.builtins import Call, builtin, with_options
+from flowmetal.machine.variables import indexed
 
 _ATTRS = "aAinrxlu"
 """Attribute letters in the order `declare -p` prints them (bash's order)."""
@@ -148,7 +149,7 @@ def _set_attributes(c: Call, name: str, cell: dict, flags: dict, value):
         cell.pop("s", None)
         cell["A"] = {}
     elif "a" in flags and "a" not in cell and "A" not in cell:
-        cell["a"] = [cell.pop("s")] if "s" in cell else []
+        cell["a"] = {"0": cell.pop("s")} if "s" in cell else {}
     if "+a" in flags and "a" in cell or "+A" in flags and "A" in cell:
         return "cannot destroy an array variable this way (use unset)"
     if "i" in flags:
@@ -202,7 +203,7 @@ def declaration(name: str, cell: dict) -> str:
     if "s" in cell:
         return f"{head}={_quote(cell['s'])}"
     if "a" in cell:
-        items = " ".join(f"[{k}]={_quote(v)}" for k, v in enumerate(cell["a"]) if v is not None)
+        items = " ".join(f"[{k}]={_quote(v)}" for k, v in indexed(cell).items())
         return f"{head}=({items})"
     if "A" in cell:
         items = "".join(f"[{_key(k)}]={_quote(v)} " for k, v in cell["A"].items())

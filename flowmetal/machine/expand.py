@@ -286,7 +286,10 @@ class Expander:
                 seq = vals
                 if p.name in ("@", "*"):
                     seq = [vm.state["argv0"]] + vals
-                vals = _slice(seq, off, length, p)
+                if length is not None and length < 0:    # bash: only strings count back
+                    raise ShellError(1, f"{length}: substring expression < 0", p.span)
+                got = None if p.name in ("@", "*") else vm.array_slice(p.name, off, length)
+                vals = _slice(seq, off, length, p) if got is None else got
             else:
                 vals = ["".join(_slice(list(vals[0]), off, length, p))]
         elif op in ("^", "^^", ",", ",,", "~", "~~"):

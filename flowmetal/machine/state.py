@@ -15,7 +15,7 @@ FORMAT = 2
 MAIN = "0"
 """The id of the branch that runs the script's main code."""
 
-# A variable cell is a dict: {"s": str} scalar, {"a": [str|None, ...]} indexed array,
+# A variable cell is a dict: {"s": str} scalar, {"a": {index: str}} indexed array (sparse),
 # {"A": {key: str}} associative array, {} declared but unset; flags "x" (exported), "r"
 # (readonly).
 

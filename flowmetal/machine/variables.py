@@ -4,8 +4,51 @@ from __future__ import annotations
 from flowmetal.machine.errors import ShellError
 
 
-def _sorted_items(arr: list) -> list:
-    return [v for v in arr if v is not None]
+def indexed(c: dict) -> dict:
+    """The indexed array of cell `c` (which has "a"): a dict of index (decimal str) -> value
+    holding only the elements that are set, in ascending index order (docs/state.md). A list
+    (the shape before sparse arrays, in old snapshots) is converted in place."""
+    a = c["a"]
+    if isinstance(a, list):
+        a = c["a"] = {str(i): v for i, v in enumerate(a) if v is not None}
+    return a
+
+
+def top(a: dict) -> int:
+    """The highest index set in an indexed array, -1 when it is empty."""
+    return int(next(reversed(a))) if a else -1
+
+
+def put(a: dict, i: int, value: str):
+    """Set element i (>= 0), keeping the keys in ascending order."""
+    k = str(i)
+    if k in a or i > top(a):
+        a[k] = value
+        return
+    a[k] = value
+    items = sorted(a.items(), key=lambda kv: int(kv[0]))
+    a.clear()
+    a.update(items)
+
+
+def resolve(a: dict, i: int):
+    """A subscript as bash reads it: a negative one counts back from the highest index + 1;
+    None when it still falls before index 0."""
+    if i < 0:
+        i += top(a) + 1
+    return i if i >= 0 else None
+
+
+def array_slice(a: dict, off: int, length):
+    """`${a[@]:off:length}`: the values of the elements whose index is off or more (a negative
+    off counts back from the highest index + 1), at most `length` of them; a negative length
+    is an error in bash for arrays (None here)."""
+    if off < 0:
+        off += top(a) + 1
+        if off < 0:
+            return []
+    vals = [v for k, v in a.items() if int(k) >= off]
+    return vals if length is None else vals[:max(length, 0)]
 
 
 MAX_REFS = 8
@@ -65,8 +108,7 @@ class Variables:
         if "s" in c:
             return c["s"]
         if "a" in c:
-            a = c["a"]
-            return a[0] if a else None
+            return indexed(c).get("0")
         if "A" in c:
             return c["A"].get("0")
         return None
@@ -118,7 +160,7 @@ class Variables:
         if c is None:
             return self.call_stack_values(name) if name in CALL_STACK else []
         if "a" in c:
-            return _sorted_items(c["a"])
+            return list(indexed(c).values())
         if "A" in c:
             return list(c["A"].values())
         if "s" in c:
@@ -131,12 +173,20 @@ class Variables:
             return [str(i) for i in range(len(self.call_stack_values(name)))] \
                 if name in CALL_STACK else []
         if "a" in c:
-            return [str(i) for i, v in enumerate(c["a"]) if v is not None]
+            return list(indexed(c))
         if "A" in c:
             return list(c["A"].keys())
         if "s" in c:
             return ["0"]
         return []
+
+    def array_slice(self, name: str, off: int, length) -> list | None:
+        """`${a[@]:off:length}` of an indexed array by index, as bash does (holes are skipped,
+        not counted); None when `name` is not an indexed array."""
+        c = self.cell(name)
+        if c is None or "a" not in c:
+            return None
+        return array_slice(indexed(c), off, length)
 
     def get_item(self, name: str, key: str):
         if name == "PIPESTATUS":
@@ -152,10 +202,9 @@ class Variables:
             return c["A"].get(key)
         i = int(key)
         if "a" in c:
-            a = c["a"]
-            if i < 0:
-                i += len(a)
-            return a[i] if 0 <= i < len(a) else None
+            a = indexed(c)
+            i = resolve(a, i)
+            return None if i is None else a.get(str(i))
         if "s" in c and i in (0, -1):
             return c["s"]
         return None
@@ -205,10 +254,8 @@ class Variables:
             self.lookup(name, span)
             return
         if "a" in c:
-            a = c["a"]
-            if not a:
-                a.append(None)
-            a[0] = (a[0] or "") + value if append else value
+            a = indexed(c)
+            put(a, 0, (a.get("0") or "") + value if append else value)
         elif "A" in c:
             c["A"]["0"] = (c["A"].get("0", "") + value) if append else value
         else:
@@ -220,7 +267,7 @@ class Variables:
         if "s" in c:
             return c["s"]
         if "a" in c:
-            return c["a"][0] if c["a"] else None
+            return indexed(c).get("0")
         if "A" in c:
             return c["A"].get("0")
         return None
@@ -258,11 +305,12 @@ class Variables:
             c["A"] = m
             return
         if append and "a" in c:
-            a = c["a"]
+            a = indexed(c)
         elif append and "s" in c:
-            a = [c["s"]]
+            a = {"0": c["s"]}
         else:
-            a = []
+            a = {}
+        nxt = top(a) + 1
         for it in items:
             if isinstance(it, tuple):
                 try:
@@ -272,11 +320,11 @@ class Variables:
                     k = self.arith(A.ArithText(it[0], span or A.Span(0, 0, 1, 1)))
                 if k < 0:
                     raise ShellError(1, f"`{name}[{it[0]}]`: bad array subscript", span)
-                while len(a) <= k:
-                    a.append(None)
-                a[k] = it[1]
+                put(a, k, it[1])
+                nxt = k + 1
             else:
-                a.append(it)
+                put(a, nxt, it)
+                nxt += 1
         c.pop("s", None)
         c["a"] = a
 
@@ -290,17 +338,13 @@ class Variables:
             m = c["A"]
             m[key] = (m.get(key, "") + value) if append else value
             return
-        i = int(key)
         if "a" not in c:
-            c["a"] = [c.pop("s")] if "s" in c else []
-        a = c["a"]
-        if i < 0:
-            i += len(a)
-            if i < 0:
-                raise ShellError(1, f"`{name}[{key}]`: bad array subscript", span)
-        while len(a) <= i:
-            a.append(None)
-        a[i] = ((a[i] or "") + value) if append else value
+            c["a"] = {"0": c.pop("s")} if "s" in c else {}
+        a = indexed(c)
+        i = resolve(a, int(key))
+        if i is None:
+            raise ShellError(1, f"`{name}[{key}]`: bad array subscript", span)
+        put(a, i, ((a.get(str(i)) or "") + value) if append else value)
 
     def set(self, name: str, value: str):          # ArithEnv
         self.set_scalar(name, value)
@@ -324,11 +368,10 @@ class Variables:
         if "A" in c:
             c["A"].pop(key, None)
         elif "a" in c:
-            i = int(key)
-            if 0 <= i < len(c["a"]):
-                c["a"][i] = None
-                while c["a"] and c["a"][-1] is None:
-                    c["a"].pop()
+            a = indexed(c)
+            i = resolve(a, int(key))
+            if i is not None:
+                a.pop(str(i), None)
 
     def assign_param(self, p, text: str, key=None):
         """${x:=default}, ${a[key]:=default}"""
@@ -347,8 +390,8 @@ class Variables:
                     s = c.get("s")
                     if s is not None:
                         env[k] = s
-                    elif "a" in c and c["a"] and c["a"][0] is not None:
-                        env[k] = c["a"][0]
+                    elif "a" in c and indexed(c).get("0") is not None:
+                        env[k] = indexed(c)["0"]
                     else:
                         env.pop(k, None)
                 else:

@@ -41,6 +41,9 @@ def _compile(unit: str, text: str, filename: str):
 
 _OPS: dict = {}       # instruction name -> the Machine's op_ function (filled on first use)
 
+TICK = 50_000
+"""Instructions a branch runs without an effect before it makes a tick (Machine.tick)."""
+
 
 def _dispatch_table() -> dict:
     _OPS.update((name[3:], fn) for name in dir(Machine) if name.startswith("op_")
@@ -127,7 +130,11 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
             if br["await"] == step:
                 br["await"] = None
                 br.pop("woken", None)
-                r = self._run(bid, True, result)
+                if br.pop("tick", None) == step:     # a tick: only a passed deadline matters
+                    timeout = isinstance(result, dict) and bool(result.get("timeout"))
+                    r = self._run(bid, timeout, result if timeout else None)
+                else:
+                    r = self._run(bid, True, result)
                 return self._settle([r] if r else [])
         raise KeyError(f"no branch awaits step {step}")
 
@@ -185,6 +192,7 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
                 return self.end_branch(done)
         ops = _OPS or _dispatch_table()
         f = None
+        left = TICK
         while True:
             if not frames:
                 done = {"op": "done", "status": br["status"]}
@@ -197,18 +205,22 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
                 instrs = code.instrs
                 self.cur = (code, f)
             ins = instrs[f["pc"]]
-            try:
-                req = ops[ins[0]](self, f, code, ins)
-            except ShellError as e:
-                done = self.raise_error(f, code, e)
-                if done and not self.exit_trap(done):
-                    return self.end_branch(done)
-                continue
-            except Unwind as u:
-                done = self.unwind(u.kind, u.value)
-                if done and not self.exit_trap(done):
-                    return self.end_branch(done)
-                continue
+            left -= 1
+            if left < 0 and f["i"] is None and not self.has_result:
+                req = self.tick()
+            else:
+                try:
+                    req = ops[ins[0]](self, f, code, ins)
+                except ShellError as e:
+                    done = self.raise_error(f, code, e)
+                    if done and not self.exit_trap(done):
+                        return self.end_branch(done)
+                    continue
+                except Unwind as u:
+                    done = self.unwind(u.kind, u.value)
+                    if done and not self.exit_trap(done):
+                        return self.end_branch(done)
+                    continue
             if req is not None:
                 op = req["op"]
                 if op == "done":
@@ -227,6 +239,14 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
                     br["wake"] = st["step"]
                 return {"step": st["step"], "br": bid, "req": req}
 
+    def tick(self) -> dict:
+        """A `clock` request made between two instructions after TICK instructions without an
+        effect: the runner sees Ctrl-C, `fm cancel` and a passed `timeout` deadline there
+        (the request carries it), so pure machine work (a loop of builtins) stays bounded.
+        Its result is dropped (feed), unless the deadline passed."""
+        self.br["tick"] = self.state["step"] + 1
+        return {"op": "clock"}
+
     def cancel(self, reason: str) -> list:
         """Cancel the job where it stands (Ctrl-C, `fm cancel`): every branch's pending effect
         is abandoned; no `catch` or condition handles the cancellation, every `finally` on the
@@ -240,6 +260,7 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
             br["await"] = None
             br.pop("blocked", None)
             br["cancelled"] = reason
+            br.pop("tick", None)
             br["err"] = {"status": 130, "message": reason, "unit": "main"}
             if "final" in br:        # its code has ended; it only waits for its branches
                 br["final"] = dict(br["final"], status=130, cancelled=reason)
@@ -357,6 +378,9 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
         nothing does."""
         st = self.br
         frames = st["frames"]
+        # A passed deadline is handled only by the `timeout`/`retry` frame that set it: no
+        # condition, `&&`/`||`, `catch` or pipeline stage inside its body takes it.
+        deadline = (st.get("err") or {}).get("deadline_of") if kind == "raise" else None
         while frames:
             f = frames[-1]
             f["i"] = None
@@ -365,15 +389,17 @@ class Machine(Variables, CommandOps, DurableOps, BranchOps, TrapOps):
                 b = blocks.pop()
                 self.truncate_io(b["io"])
                 t = b["t"]
+                live = kind == "raise" and not st.get("cancelled") and not st.get("fatal") \
+                    and (deadline is None or f.get("id") == deadline)
                 if t == "h":
-                    if kind == "raise" and not st.get("cancelled") and not st.get("fatal"):
+                    if live:
                         st["status"] = value
                         if b.get("catch"):
                             self.set_fm_error()
                         f["pc"] = b["to"]
                         return None
                 elif t == "p":
-                    if kind in ("raise", "exit") and not st.get("cancelled") \
+                    if live or kind == "exit" and not st.get("cancelled") \
                             and not st.get("fatal"):
                         st["status"] = value
                         f["t"][b["ps"]].setdefault("errs", {})[str(b["n"])] = \

@@ -412,6 +412,8 @@ def _hide_cell(cell):
         out["s"] = REDACTED
     if isinstance(cell.get("a"), list):
         out["a"] = [None if v is None else REDACTED for v in cell["a"]]
+    elif isinstance(cell.get("a"), dict):      # sparse arrays: index -> value
+        out["a"] = {k: REDACTED for k in cell["a"]}
     if isinstance(cell.get("A"), dict):
         out["A"] = {k: REDACTED for k in cell["A"]}
     return out

@@ -714,9 +714,12 @@ def _reason(token) -> str:
 
 
 def _machine_step(fn):
-    """Run a pure machine step with SIGINT held off: a KeyboardInterrupt in the middle of an
-    instruction would leave the state half changed. Ctrl-C lands in the next effect."""
-    old = _sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    """Run a pure machine step with SIGINT and SIGUSR1 held off: a cancel in the middle of an
+    instruction would leave the state half changed for the `finally` blocks. Ctrl-C lands in
+    the next effect. SIGTERM and SIGHUP are not held: a step that computes for long (a loop
+    of builtins, a slow pattern) ends at once with Terminated, which journals nothing, so the
+    half-changed state is dropped and `fm resume` replays the job from its journal."""
+    old = _sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
     try:
         return fn()
     finally:
