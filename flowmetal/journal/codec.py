@@ -98,6 +98,15 @@ def damaged(name: str, lineno: int | None, why: str) -> JournalDamagedError:
     return JournalDamagedError(name, lineno, why)
 
 
+def unborn(name: str, why: str) -> JournalError:
+    """The error for a journal that a crash cut short while the job was being created (no file
+    yet, or no complete job.started): it holds nothing worth keeping. `unborn` tells it from
+    damage (`fm ps` lists such a job as orphaned, `fm rm` removes it)."""
+    e = JournalError(f"{name}: {why}")
+    e.unborn = True
+    return e
+
+
 def loads(raw: bytes):
     """Parse one line (without its newline); None when it is not valid JSON (a torn-write
     candidate)."""

@@ -21,6 +21,7 @@ from .codec import (
     lost_newline_error,
     shape_problem,
     torn_candidate,
+    unborn,
 )
 
 
@@ -31,7 +32,7 @@ def open_journal(path) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise JournalError(f"{path}: no such journal") from None
+        raise unborn(str(path), "no such journal") from None
     except OSError as e:
         raise JournalError(f"{path}: cannot open the journal ({e.strerror})") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -67,7 +68,7 @@ def read_records(path) -> Iterator[dict]:
             yield rec
             seq += 1
     if seq == 0:
-        raise JournalError(f"{name}: no complete job.started record "
+        raise unborn(name, "no complete job.started record "
                            "(the job was interrupted while it was being created)")
 
 
@@ -120,7 +121,7 @@ def read_first(path) -> dict:
     if not raw.endswith(b"\n"):
         if lost_newline(raw):
             raise lost_newline_error(name, 1)
-        raise JournalError(f"{name}: no complete job.started record")
+        raise unborn(name, "no complete job.started record")
     return decode_first(raw[:-1], name)[0]
 
 

@@ -16,6 +16,7 @@ from .codec import (
     lost_newline,
     lost_newline_error,
     torn_candidate,
+    unborn,
 )
 
 BLOCK = 64 * 1024  # the first read from the end; each further read is twice as long
@@ -76,8 +77,8 @@ def recover(fd: int, size: int, name: str) -> Scan:
     if first_raw is None:
         if lost_newline(w.slice(0, size)):
             raise lost_newline_error(name, 1)
-        raise JournalError(f"{name}: no complete job.started record "
-                           "(the job was interrupted while it was being created)")
+        raise unborn(name, "no complete job.started record "
+                     "(the job was interrupted while it was being created)")
     # Line 1 first: its format says whether every record must carry a checksum.
     first, strict = decode_first(first_raw, name)
     fmt = first.get("format")

@@ -122,9 +122,9 @@ LARGE = List(Obj({"at": List(Either(str, INT)), "sha256": str, "len": INT}))
 ERROR = Obj({"message": str}, {"unit": str, "span": List(INT), "status": INT})
 
 def _current(snapshot) -> bool:
-    """Whether a snapshot is of the current state format: anything it holds says so."""
+    """Whether a snapshot holds a machine state of the current format (2: `branches`)."""
     state = snapshot.get("state")
-    return "layout" in snapshot or not isinstance(state, dict) or "branches" in state \
+    return not isinstance(state, dict) or "branches" in state \
         or state.get("format") not in (None, 1)
 
 
@@ -140,9 +140,10 @@ KINDS = {
         _current,
         Obj({"step": INT, "state": STATE, "pending": List(PENDING), "layout": str,
              "version": str}, _COMMON),
-        # A snapshot of state format 1 (before branches and layouts): read, never resumed from.
+        # A snapshot of state format 1 (before branches): read, never resumed from.
         Obj({"step": INT, "state": Obj({}, {"format": (1,), "step": INT})},
-            {"req": Either(REQUEST, NULL), **_COMMON})),
+            {"req": Either(REQUEST, NULL), "pending": List(PENDING), "layout": str,
+             "version": str, **_COMMON})),
     "effect.started": Obj({"step": INT, "req": REQUEST},
                           {"br": str, "rerun": bool, "at": dict, **_COMMON}),
     "effect.done": Obj({"step": INT, "res": RESULT}, {"br": str, **_COMMON}),
@@ -152,6 +153,22 @@ KINDS = {
     "cancel": Obj({"step": INT}, {"reason": str, **_COMMON}),
     "job.cancelled": Obj({"status": INT}, {"step": INT, "reason": str, **_COMMON}),
 }
+
+
+def required(kind: str, path: tuple) -> bool:
+    """Whether the field at `path` in a record of `kind` (of the current format) must be there."""
+    spec, parent = KINDS.get(kind), None
+    for key in path:
+        while isinstance(spec, (Switch, Either)):
+            spec = spec.then if isinstance(spec, Switch) else \
+                next((s for s in spec.specs if isinstance(s, Obj)), ANY)
+        if isinstance(spec, (List, Dict)):
+            spec = spec.item
+            continue
+        if not isinstance(spec, Obj):
+            return False
+        parent, spec = spec, spec.fields.get(key, ANY)
+    return parent is not None and path[-1] in parent.required
 
 
 def problem(rec: dict) -> str | None:

@@ -66,10 +66,10 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
     try:
         first = store.head(job_id)
         last = store.last(job_id) or first
-    except (JournalError, OSError):
-        # Damaged, or no journal to read (missing, empty, not a regular file): listed as
-        # damaged, never failing the listing of the other jobs.
-        first, last, damaged = None, None, True
+    except (JournalError, OSError) as e:
+        # Damaged, or not a regular file: listed as damaged, never failing the listing of the
+        # other jobs. A creation cut short by a crash leaves nothing to damage: orphaned.
+        first, last, damaged = None, None, not getattr(e, "unborn", False)
     try:
         pid = store.holder(job_id)
     except (JournalError, OSError):
@@ -88,8 +88,9 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
     if state in ("running", "orphaned"):
         try:
             waiting_on, asleep = _waiting_on(store, job_id)
-        except (JournalError, OSError):
-            waiting_on, asleep, state = None, False, "damaged"
+        except (JournalError, OSError) as e:
+            waiting_on, asleep = None, False
+            state = state if getattr(e, "unborn", False) else "damaged"
         if asleep and state == "running":
             state = "sleeping"
     step = last.get("step") if last else None
