@@ -62,8 +62,29 @@ def main() -> int:
     print(json.dumps({k: v for k, v in fig.items() if k != "failed"}, indent=2))
     if fig["mode"] == "full":
         NUMBERS.write_text(json.dumps(fig, indent=2) + "\n")
-        print(f"wrote {NUMBERS.relative_to(ROOT)}")
+        print(f"wrote {NUMBERS.relative_to(ROOT)}; the tables for docs/reliability.md:\n")
+        print(tables(fig))
     return 1 if fig["failures"] else 0
+
+
+def tables(fig: dict) -> str:
+    """The figures as docs/reliability.md's "The damage sweep" quotes them."""
+    m, s = divmod(fig["wall_seconds"], 60)
+    rows = ["| figure | value |", "|---|---|"]
+    for name, value in (("damage cases", f"{fig['cases']:,}"),
+                        ("commands run", f"{fig['commands']:,}"),
+                        ("clean errors", f"{fig['clean_errors']:,}"),
+                        ("correct results", f"{fig['correct']:,}"),
+                        ("failures", f"{fig['failures']:,}"),
+                        ("damage sweep wall time", f"{m} min {s} s"),
+                        ("damage sweep commit", f"`{fig['commit']}`")):
+        rows.append(f"| {name} | {value} |")
+    rows += ["", "| kind of damage | cases | clean errors | correct | failures |",
+             "|---|---|---|---|---|"]
+    for kind, c in fig["by_kind"].items():
+        counts = [sum(c.values()), c.get("error", 0), c.get("correct", 0), c.get("failure", 0)]
+        rows.append(f"| {kind} | " + " | ".join(f"{n:,}" for n in counts) + " |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -174,15 +174,23 @@ def required(kind: str, path: tuple) -> bool:
 def problem(rec: dict) -> str | None:
     """What is wrong with the shape of a record (its header already checked), or None."""
     spec = KINDS.get(rec["kind"])
-    if spec is None:  # a kind of a later fm: only its depth is checked
-        return _too_deep(rec, "record")
-    return _check(rec, spec, "")
+    why = _check(rec, spec if spec is not None else ANY)  # a later fm's kind: its depth only
+    if why is None:
+        return None
+    keys = why[:0:-1]  # the field's path, gathered from the inside out
+    if not keys:
+        return why[0].format(where="the record").replace("the record has no", "no") \
+            + (" field" if "has no" in why[0] else "")
+    return why[0].format(where="`" + ".".join(map(str, keys)) + "`")
 
 
-def _check(value, spec, path: str) -> str | None:
-    where = f"`{path}`" if path else "the record"
+def _check(value, spec) -> list | None:
+    """None when `value` fits; else [message with a {where} for the field, innermost key, ...,
+    outermost key]. The path is built only for an error: checking must stay cheap."""
+    if spec is str or spec is bool:
+        return None if type(value) is spec else _wrong(value, spec)
     if spec is ANY:
-        return _too_deep(value, where)
+        return _too_deep(value)
     if isinstance(spec, Switch):
         spec = spec.then if isinstance(value, dict) and spec.test(value) else spec.other
     if isinstance(spec, tuple):
@@ -190,32 +198,42 @@ def _check(value, spec, path: str) -> str | None:
             return None
         shown = repr(value) if type(value) in (int, str) and len(str(value)) < 20 \
             else _kind(value)
-        return f"{where} is {shown}, not {' or '.join(map(str, spec))}"
+        return [f"{{where}} is {shown}, not {' or '.join(map(str, spec))}"]
     if isinstance(spec, Either):
+        inner = None
         for s in spec.specs:
-            if _check(value, s, path) is None:
+            why = _check(value, s)
+            if why is None:
                 return None
-        return f"{where} is {_kind(value)}, not {spec.name}"
+            if len(why) > 1:
+                inner = why  # of the right type, wrong inside: say where
+        return inner or [f"{{where}} is {_kind(value)}, not {spec.name}"]
     if not _fits(value, spec):
-        return f"{where} is {_kind(value)}, not {_name(spec)}"
+        return _wrong(value, spec)
     if isinstance(spec, Obj):
         for key in spec.required:
             if key not in value:
-                return f"{where} has no `{key}`" if path else f"no `{key}` field"
+                return [f"{{where}} has no `{key}`"]
+        fields = spec.fields
         for key, item in value.items():
-            sub = spec.fields.get(key, ANY)
-            why = _check(item, sub, f"{path}.{key}" if path else key)
+            why = _check(item, fields.get(key, ANY))
             if why:
+                why.append(key)
                 return why
     elif isinstance(spec, (List, Dict)):
-        items = enumerate(value) if isinstance(spec, List) else value.items()
-        for key, item in items:
-            why = _check(item, spec.item, f"{path}.{key}")
+        sub = spec.item
+        for key, item in (enumerate(value) if type(value) is list else value.items()):
+            why = _check(item, sub)
             if why:
+                why.append(key)
                 return why
-    elif spec in (list, dict):
-        return _too_deep(value, where)
+    elif spec is list or spec is dict:
+        return _too_deep(value)
     return None
+
+
+def _wrong(value, spec) -> list:
+    return [f"{{where}} is {_kind(value)}, not {_name(spec)}"]
 
 
 def _fits(value, spec) -> bool:
@@ -230,12 +248,12 @@ def _fits(value, spec) -> bool:
     return type(value) is spec
 
 
-def _too_deep(value, where: str) -> str | None:
+def _too_deep(value) -> list | None:
     """Whether a value nests deeper than MAX_DEPTH (checked without recursion)."""
     level = [value]
     for _ in range(MAX_DEPTH):
-        level = [v for c in level if isinstance(c, (list, dict))
-                 for v in (c.values() if isinstance(c, dict) else c)]
+        level = [v for c in level if type(c) is list or type(c) is dict
+                 for v in (c.values() if type(c) is dict else c)]
         if not level:
             return None
-    return f"{where} nests deeper than {MAX_DEPTH} levels"
+    return [f"{{where}} nests deeper than {MAX_DEPTH} levels"]

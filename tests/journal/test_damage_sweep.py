@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,10 @@ def test_quick_sweep_one_case_of_every_kind(bases, tmp_path):
     cases = d.sample(d.cases(base_jobs), SEED)
     assert len({c.kind for c in cases}) == len(cases) >= 15
     t0 = time.monotonic()
-    outcomes = [d.play(c, base_jobs[c.base], ref, tmp_path / f"c{i}", cwd)
-                for i, c in enumerate(cases)]
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(
+            lambda ic: d.play(ic[1], base_jobs[ic[1].base], ref, tmp_path / f"c{ic[0]}", cwd),
+            enumerate(cases)))
     fig = d.figures(outcomes, base_jobs, len(cases), time.monotonic() - t0)
     print(f"\ndamage quick (DAMAGE_SEED={SEED}): {fig['cases']} cases, {fig['clean_errors']} "
           f"clean errors, {fig['correct']} correct, {fig['failures']} failures, "
