@@ -212,9 +212,11 @@ def test_fm_ps_lists_an_unreadable_job_as_damaged(tmp_path, what):
         path.write_bytes(b"")
     else:
         path.unlink()
-    (info,) = jobs.list_jobs(open_store(tmp_path / "home"), all_jobs=True)
+    open_store(tmp_path / "home").create("u-abc123", STARTED, fsync=False).release()
+    info, other = jobs.list_jobs(open_store(tmp_path / "home"), all_jobs=True)
     # An empty or missing journal is what a crash during the job's creation leaves.
     assert info.state == ("orphaned" if what in ("empty", "missing") else "damaged")
+    assert (other.id, other.state) == ("u-abc123", "orphaned")  # the listing goes on
     if what == "empty":
         with pytest.raises(JournalError, match="no complete job.started"):
             list(read_records(path))
