@@ -53,12 +53,13 @@ def main() -> int:
         if i % 50 == 0 or i == n:
             print(f"[{i}/{n}]", file=sys.stderr, flush=True)
 
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="fm-damage-") as tmp:
         fig = damage.sweep(Path(tmp), select=select, workers=a.workers, progress=progress)
     fig.update(mode="full" if a.full and not a.grep else "sample", workers=a.workers,
                seed=a.seed, fm_version=__version__, date=time.strftime("%Y-%m-%d"),
-               commit=subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
-                                     capture_output=True, text=True).stdout.strip())
+               commit=commit)
     print(json.dumps({k: v for k, v in fig.items() if k != "failed"}, indent=2))
     if fig["mode"] == "full":
         NUMBERS.write_text(json.dumps(fig, indent=2) + "\n")
