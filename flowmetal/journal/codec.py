@@ -8,6 +8,7 @@ import time
 import zlib
 
 from ..errors import JournalDamagedError, JournalError
+from . import schema
 
 # Version of the record format; job.started carries it so later fm versions know how to read it.
 # 1: no checksums. 2: every record ends in a `crc` member (see seal()).
@@ -130,12 +131,21 @@ def damaged(name: str, lineno: int | None, why: str) -> JournalDamagedError:
     return JournalDamagedError(name, lineno, why)
 
 
+def unborn(name: str, why: str) -> JournalError:
+    """The error for a journal that a crash cut short while the job was being created (no file
+    yet, or no complete job.started): it holds nothing worth keeping. `unborn` tells it from
+    damage (`fm ps` lists such a job as orphaned, `fm rm` removes it)."""
+    e = JournalError(f"{name}: {why}")
+    e.unborn = True
+    return e
+
+
 def loads(raw: bytes):
     """Parse one line (without its newline); None when it is not valid JSON (a torn-write
     candidate)."""
     try:
         return json.loads(raw)
-    except ValueError:  # also UnicodeDecodeError, a subclass
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; a nesting bomb
         return None
 
 
@@ -148,8 +158,7 @@ def check(rec, raw: bytes, seq: int, name: str, lineno: int, strict: bool = True
         raise damaged(name, lineno, "checksum mismatch")
     if rec is None:
         raise damaged(name, lineno, "invalid JSON")
-    m = HEADER_RE.match(raw)
-    if not isinstance(rec, dict) or m is None:
+    if not isinstance(rec, dict) or HEADER_RE.match(raw) is None:
         raise damaged(name, lineno, "not a journal record")
     if strict and not sealed:
         raise damaged(name, lineno, "no checksum")
@@ -158,7 +167,19 @@ def check(rec, raw: bytes, seq: int, name: str, lineno: int, strict: bool = True
                                     "a record is missing, repeated or out of order")
     if seq == 0 and rec["kind"] != "job.started":
         raise damaged(name, lineno, f"the first record is {rec['kind']!r}, not 'job.started'")
+    why = schema.problem(rec)
+    if why is not None:
+        raise damaged(name, lineno, f"{rec['kind']}: {why}")
     return rec
+
+
+def shape_problem(rec, raw: bytes) -> str | None:
+    """What check() would find wrong with a parsed line besides its checksum and its place:
+    not a record, or a record of the wrong shape (journal/schema.py). None when it is fine."""
+    if not isinstance(rec, dict) or HEADER_RE.match(raw) is None:
+        return "not a journal record"
+    why = schema.problem(rec)
+    return None if why is None else f"{rec['kind']}: {why}"
 
 
 def decode(raw: bytes, seq: int, name: str, lineno: int, strict: bool = True) -> dict:

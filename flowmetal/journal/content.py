@@ -118,9 +118,10 @@ def load(directory: Path, digest: str, where: str) -> str:
     except OSError as e:
         raise JournalError(f"{where}: its content file {path} is missing or unreadable "
                            f"({e.strerror})") from None
+    if not _is_regular(fd):
+        os.close(fd)
+        raise JournalError(f"{where}: its content file {path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not _is_regular(f.fileno()):
-            raise JournalError(f"{where}: its content file {path} is not a regular file")
         data = f.read()
     if hashlib.sha256(data).hexdigest() != digest:
         raise JournalError(f"{where}: its content file {path} is damaged (hash mismatch)")

@@ -19,7 +19,9 @@ from .codec import (
     loads,
     lost_newline,
     lost_newline_error,
+    shape_problem,
     torn_candidate,
+    unborn,
 )
 
 
@@ -30,7 +32,7 @@ def open_journal(path) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise JournalError(f"{path}: no such journal") from None
+        raise unborn(str(path), "no such journal") from None
     except OSError as e:
         raise JournalError(f"{path}: cannot open the journal ({e.strerror})") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -54,7 +56,7 @@ def read_records(path) -> Iterator[dict]:
                 # A line still being written, or torn by a crash: not part of the journal.
                 if lost_newline(raw):
                     raise lost_newline_error(name, lineno)
-                return
+                break
             raw = raw[:-1]
             if seq == 0:
                 rec, strict = decode_first(raw, name)
@@ -65,6 +67,9 @@ def read_records(path) -> Iterator[dict]:
                 rec = check(loads(raw), raw, seq, name, lineno, strict)
             yield rec
             seq += 1
+    if seq == 0:
+        raise unborn(name, "no complete job.started record "
+                           "(the job was interrupted while it was being created)")
 
 
 def follow(path, start_seq: int = 0, poll: float = 0.2) -> Iterator[dict]:
@@ -116,7 +121,7 @@ def read_first(path) -> dict:
     if not raw.endswith(b"\n"):
         if lost_newline(raw):
             raise lost_newline_error(name, 1)
-        raise JournalError(f"{name}: no complete job.started record")
+        raise unborn(name, "no complete job.started record")
     return decode_first(raw[:-1], name)[0]
 
 
@@ -162,7 +167,10 @@ def read_last(path, block: int = 8192) -> dict | None:
                 if torn_candidate(raw, strict):
                     continue  # only the final line may be torn; the one before is the last
             rec = loads(raw)
-            return rec if isinstance(rec, dict) else None
+            why = shape_problem(rec, raw)
+            if why is None:
+                return rec
+            break
     if why is None:
         return None
     # Rare (a damaged journal): count the lines from the start to name the damaged one.

@@ -2,19 +2,21 @@
 last snapshot, check the records from it on. What lies before the last snapshot is not read."""
 from __future__ import annotations
 
-from ..errors import JournalError
+from ..errors import JournalDamagedError, JournalError
 from ..records import record
 from ._fs import pread_all
 from .codec import (
     FORMAT,
     HEADER_RE,
     checksum_ok,
+    damaged,
     decode,
     decode_first,
     has_checksum,
     lost_newline,
     lost_newline_error,
     torn_candidate,
+    unborn,
 )
 
 BLOCK = 64 * 1024  # the first read from the end; each further read is twice as long
@@ -75,8 +77,8 @@ def recover(fd: int, size: int, name: str) -> Scan:
     if first_raw is None:
         if lost_newline(w.slice(0, size)):
             raise lost_newline_error(name, 1)
-        raise JournalError(f"{name}: no complete job.started record "
-                           "(the job was interrupted while it was being created)")
+        raise unborn(name, "no complete job.started record "
+                     "(the job was interrupted while it was being created)")
     # Line 1 first: its format says whether every record must carry a checksum.
     first, strict = decode_first(first_raw, name)
     fmt = first.get("format")
@@ -92,14 +94,49 @@ def recover(fd: int, size: int, name: str) -> Scan:
     lines = w.slice(snap_off, end).split(b"\n")
     lines.pop()  # the empty piece after the final newline
     # Record seq is on line seq + 1: the snapshot's seq gives the line numbers after it, without
-    # reading (and counting the lines of) the history before it.
-    recs += [decode(raw, seq0 + i, name, seq0 + i + 1, strict) for i, raw in enumerate(lines)]
+    # reading (and counting the lines of) the history before it. Should the damage be that
+    # records before it were lost or repeated, the lines are counted to name the right one.
+    try:
+        if snap is not None:
+            _check_before(w, snap_off, seq0, name, strict)
+        recs += [decode(raw, seq0 + i, name, seq0 + i + 1, strict)
+                 for i, raw in enumerate(lines)]
+    except JournalDamagedError as e:
+        if snap is None or e.line is None:
+            raise
+        i = e.line - seq0 - 1
+        off = snap_off + sum(len(raw) + 1 for raw in lines[:i])
+        raise damaged(name, _line_at(w.fd, off), e.why) from None
     count = seq0 + len(lines)
     if stray:
         raise lost_newline_error(name, count + 1)
     if snap is None:
         return Scan(end, count, first_raw, None, None, None, recs, strict)
     return Scan(end, count, first_raw, snap_off, seq0, recs[0], recs[1:], strict)
+
+
+def _check_before(w: _Window, snap_off: int, seq: int, name: str, strict: bool) -> None:
+    """Check that the line before the snapshot at `snap_off` (numbered `seq`) is record seq - 1,
+    its checksum right: a snapshot moved or repeated out of its place, or a record lost just
+    before it, must not number (and restart) the job from there."""
+    start = w.last_newline(snap_off - 1) + 1
+    raw = w.slice(start, snap_off - 1)
+    m = HEADER_RE.match(raw)
+    if m is None or int(m.group(1)) != seq - 1 or (
+            (strict or has_checksum(raw)) and not (has_checksum(raw) and checksum_ok(raw))):
+        raise damaged(name, seq + 1, f"the record before this snapshot (seq {seq}) is not "
+                                     f"record {seq - 1}: a record is missing, repeated or out "
+                                     "of order, or damaged")
+
+
+def _line_at(fd: int, offset: int) -> int:
+    """The 1-based number of the line that starts at `offset` (counting the lines before)."""
+    lines, pos = 1, 0
+    while pos < offset:
+        n = min(1 << 20, offset - pos)
+        lines += pread_all(fd, n, pos).count(b"\n")
+        pos += n
+    return lines
 
 
 def _good_end(w: _Window, size: int, strict: bool) -> tuple[int, bool]:

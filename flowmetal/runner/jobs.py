@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..effects import EFFECTS
-from ..errors import FlowmetalError, JobLockedError, JournalDamagedError, JournalError
+from ..errors import FlowmetalError, JobLockedError, JournalError
 from ..journal import TERMINAL_KINDS, JobStore
 from ..records import record
 
@@ -59,9 +59,6 @@ class JobInfo:
 _STATE_OF_KIND = {"job.finished": "done", "job.failed": "failed", "job.cancelled": "cancelled"}
 
 
-_STATE_OF_KIND = {"job.finished": "done", "job.failed": "failed", "job.cancelled": "cancelled"}
-
-
 def job_info(store: JobStore, job_id: str) -> JobInfo:
     """A job's state from the first and last records of its journal and its lease."""
     name = job_id.rsplit("-", 1)[0]
@@ -70,8 +67,13 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
         first = store.head(job_id)
         last = store.last(job_id) or first
     except (JournalError, OSError) as e:
-        first, last, damaged = None, None, isinstance(e, JournalDamagedError)
-    pid = store.holder(job_id)
+        # Damaged, or not a regular file: listed as damaged, never failing the listing of the
+        # other jobs. A creation cut short by a crash leaves nothing to damage: orphaned.
+        first, last, damaged = None, None, not getattr(e, "unborn", False)
+    try:
+        pid = store.holder(job_id)
+    except (JournalError, OSError):
+        pid, damaged = None, True  # a lock that is not a regular file
     status = None
     if damaged:
         state = "damaged"
@@ -86,8 +88,9 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
     if state in ("running", "orphaned"):
         try:
             waiting_on, asleep = _waiting_on(store, job_id)
-        except JournalDamagedError:
-            waiting_on, asleep, state = None, False, "damaged"
+        except (JournalError, OSError) as e:
+            waiting_on, asleep = None, False
+            state = state if getattr(e, "unborn", False) else "damaged"
         if asleep and state == "running":
             state = "sleeping"
     step = last.get("step") if last else None
@@ -103,12 +106,7 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
 def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, bool]:
     """What an unfinished job waits for, from its effects in flight: (text or None, whether it
     only sleeps). A job whose main code has ended waits for its branches."""
-    try:
-        flight, waiting = in_flight(store, job_id)
-    except JournalDamagedError:
-        raise
-    except (JournalError, OSError):
-        return None, False
+    flight, waiting = in_flight(store, job_id)
     wakes = [_timer_of(req) for req in flight.values()]
     if wakes and all(w is not None for w in wakes):
         return f"timer until {rfc3339_utc(min(wakes))}", True

@@ -15,6 +15,7 @@ documented in docs/journal.md.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -886,10 +887,12 @@ def replay(job_id: str, journal: JobJournal, first: dict, snap: dict | None, aft
     runner = Runner(job_id, journal, machine, term, since_snapshot=None,
                     base_env=first["env"], layout=layout)
     if snap is not None and snap.get("layout") == layout:
-        runner.machine = machine = Machine(snap["state"], source=source)
-        for p in snap["pending"]:
-            runner.pending[p["step"]] = {"br": p["br"], "req": expand(p["req"], first["env"]),
-                                         "started": p["started"], "at": p.get("at")}
+        with _loading(journal.lease, snap):
+            runner.machine = machine = Machine(snap["state"], source=source)
+            for p in snap["pending"]:
+                runner.pending[p["step"]] = {"br": p.get("br", "0"), "started": p["started"],
+                                             "req": expand(p["req"], first["env"]),
+                                             "at": p.get("at")}
         runner.since_snapshot = 0
         note = ""
     else:
@@ -901,8 +904,21 @@ def replay(job_id: str, journal: JobJournal, first: dict, snap: dict | None, aft
             f"compiled layout differs from this fm {__version__}'s, so it was replayed from "
             "its start)")
     for rec in after:
-        _replay_record(runner, rec, first["env"], note)
+        with _loading(journal.lease, rec):
+            _replay_record(runner, rec, first["env"], note)
     return runner
+
+
+@contextlib.contextmanager
+def _loading(lease: Lease, rec: dict):
+    """Report a record whose content the machine cannot take (its checksum and shape were
+    right: edited by hand, or written by a broken fm) as damage at its line, not as a bug."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as e:
+        raise JournalError(f"{lease.where(rec['seq'])}: damaged record (its {rec['kind']} does "
+                           f"not load: {type(e).__name__}: {e}); the job cannot be resumed "
+                           "safely") from None
 
 
 def _replay_record(runner: Runner, rec: dict, env: dict, note: str) -> None:

@@ -18,7 +18,7 @@ from flowmetal.journal.reader import read_first as first_record
 from flowmetal.journal.reader import read_last as last_record
 from flowmetal.statedir import StateDirError, state_dir
 
-from .helpers import ROOT
+from .helpers import ROOT, STARTED
 
 STARTED = {"version": "0", "name": "t", "filename": "t.fm", "source": "echo hi\n",
            "argv": ["t.fm"], "cwd": "/", "env": {}}
@@ -190,7 +190,7 @@ def write_lines(path, *kinds, tail=b"", fmt=FORMAT, x=""):
     from format 2 on), the last one padded with `x`, then `tail`."""
     out = []
     for seq, kind in enumerate(kinds):
-        fields = {"format": fmt} if seq == 0 else {}
+        fields = {"format": fmt, **STARTED} if seq == 0 else {}
         if x and seq == len(kinds) - 1:
             fields["x"] = x
         line = codec.encode(seq, kind, fields)

@@ -71,7 +71,7 @@ def test_open_reads_only_the_end_and_the_first_line(jpath, monkeypatch):
     while j.next_seq < 5000:
         s = j.next_seq
         j.append("snapshot" if s % 100 == 0 else "effect.done",
-                 {"step": s, "res": {"out": "x" * 100}}, sync=False)
+                 {"step": s, "state": {}, "res": {"out": "x" * 100}}, sync=False)
     j.close()
     size = jpath.stat().st_size
     tail = size - jpath.read_bytes().rindex(b'\n{"seq":4900,') - 1

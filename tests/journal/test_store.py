@@ -180,7 +180,8 @@ def test_a_journal_with_only_a_torn_first_line_cannot_be_opened(jpath):
         jpath.write_bytes(full[:cut])
         with pytest.raises(JournalError, match="no complete job.started"):
             Journal.open(jpath)
-        assert list(read_records(jpath)) == []
+        with pytest.raises(JournalError, match="no complete job.started"):
+            list(read_records(jpath))  # fm log says so too, rather than show an empty history
 
 
 @pytest.mark.parametrize("garbage", [b"garbage", b"\x00" * 300, b'{"seq":5,"ts',
@@ -410,7 +411,7 @@ def test_follow_sees_records_appended_by_another_process(jpath):
 
 def test_follow_from_a_seq_and_on_a_finished_job(jpath):
     j = make(jpath, 6)
-    j.append("job.failed", {"status": 3, "error": "boom"})
+    j.append("job.failed", {"status": 3, "error": {"message": "boom"}})
     j.close()
     assert [r["seq"] for r in follow(jpath, start_seq=4, poll=0.01)] == [4, 5, 6]
     assert list(follow(jpath, start_seq=50, poll=0.01)) == []  # stops at the end all the same
@@ -427,7 +428,7 @@ def test_follow_survives_a_torn_tail_being_cut_and_replaced(jpath):
     t.start()
     j = Journal.open(jpath)  # cuts the torn line
     j.append("output", {"fd": 1, "data": "fresh"})
-    j.append("job.cancelled", {})
+    j.append("job.cancelled", {"status": 130})
     t.join(5)
     assert not t.is_alive()
     assert [(r["seq"], r["kind"], r.get("data")) for r in result] == [
