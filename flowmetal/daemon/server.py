@@ -22,7 +22,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import FlowmetalError, JobNotFoundError
+from ..errors import FlowmetalError, JobNotFoundError, SourceError
 from ..journal import TERMINAL_KINDS
 from ..journal.jobstore import EVENT_RE, JOB_ID_RE, TOKEN_RE
 
@@ -94,20 +94,24 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self):
         try:
             path = urlsplit(self.path).path
+            known = False
             for pattern, method, name, auth in ROUTES:
                 m = pattern.match(path)
+                known = known or m is not None
                 if m and method in (None, self.command):
                     if auth:
                         self._check_token()
                     getattr(self, name)(**m.groupdict())
                     return
-                if m:
-                    raise HttpError(405, f"{self.command} is not allowed on {path}")
-            raise HttpError(404, f"no such endpoint: {path}")
+            if known:
+                raise HttpError(405, f"{self.command} is not allowed on {path[:200]}")
+            raise HttpError(404, f"no such endpoint: {path[:200]}")
         except HttpError as e:
             self._json(e.status, {"error": e.message})
         except JobNotFoundError as e:
             self._json(404, {"error": e.message})
+        except SourceError as e:
+            self._json(400, {"error": f"{e.filename}:{e.line}:{e.col}: {e.message}"})
         except FlowmetalError as e:
             self._json(400, {"error": e.message})
         except (ConnectionError, TimeoutError):

@@ -177,7 +177,7 @@ class JsonlStore(JobStore):
         inbox = self.dir(job_id) / "inbox"
         inbox.mkdir(mode=0o700, exist_ok=True)
         target = inbox / _inbox_name(key)
-        tmp = inbox / f".tmp-{os.getpid()}-{target.name}"
+        tmp = inbox / f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
         _write_file(tmp, json.dumps({"key": key, "data": data}).encode())
         try:
             os.link(tmp, target)        # atomic, and fails when the key was delivered before
@@ -305,7 +305,7 @@ class JsonlLease(Lease):
         target = inbox / _inbox_name(key)
         if not target.exists():
             return
-        tmp = inbox / f".take-{os.getpid()}-{target.name}"
+        tmp = inbox / f".take-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
         _write_file(tmp, json.dumps({"key": key, "taken": True}).encode(),
                     sync=self.journal.fsync)
         os.replace(tmp, target)
