@@ -87,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "fm-daemon"
     sys_version = ""
     timeout = CLIENT_TIMEOUT
+    disable_nagle_algorithm = True     # headers and body leave at once, no 40 ms delayed ACK
 
     def log_message(self, fmt, *args):     # to daemon.log, not stderr
         self.server.app.log.info("http %s " + fmt, self.client_address[0], *args)
