@@ -32,25 +32,27 @@ CLIENT_TIMEOUT = 10.0
 MAX_CLIENTS = 256
 """Connections served at once; more get 503 at once (each holds a thread)."""
 
+CALLBACK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _JOB = r"(?P<job>[^/]+)"
 ROUTES = [
-    (re.compile(r"/callbacks/(?P<token>[^/]+)\Z"), None, "callback", False),
-    (re.compile(r"/jobs\Z"), "GET", "list_jobs", True),
-    (re.compile(r"/jobs\Z"), "POST", "start_job", True),
-    (re.compile(rf"/jobs/{_JOB}\Z"), "GET", "get_job", True),
-    (re.compile(rf"/jobs/{_JOB}/log\Z"), "GET", "get_log", True),
-    (re.compile(rf"/jobs/{_JOB}/events/(?P<name>[^/]+)\Z"), "POST", "send_event", True),
-    (re.compile(rf"/jobs/{_JOB}/cancel\Z"), "POST", "cancel_job", True),
-    (re.compile(rf"/jobs/{_JOB}/resume\Z"), "POST", "resume_job", True),
+    (re.compile(r"/callbacks/(?P<token>[^/]+)\Z"), CALLBACK_METHODS, "callback", False),
+    (re.compile(r"/jobs\Z"), ("GET",), "list_jobs", True),
+    (re.compile(r"/jobs\Z"), ("POST",), "start_job", True),
+    (re.compile(rf"/jobs/{_JOB}\Z"), ("GET",), "get_job", True),
+    (re.compile(rf"/jobs/{_JOB}/log\Z"), ("GET",), "get_log", True),
+    (re.compile(rf"/jobs/{_JOB}/events/(?P<name>[^/]+)\Z"), ("POST",), "send_event", True),
+    (re.compile(rf"/jobs/{_JOB}/cancel\Z"), ("POST",), "cancel_job", True),
+    (re.compile(rf"/jobs/{_JOB}/resume\Z"), ("POST",), "resume_job", True),
 ]
-"""(path pattern, method or None for any, Handler method, needs the bearer token)."""
+"""(path pattern, method or methods, Handler method, needs the bearer token)."""
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class Server(ThreadingHTTPServer):
@@ -95,20 +97,22 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self):
         try:
             path = urlsplit(self.path).path
-            known = False
-            for pattern, method, name, auth in ROUTES:
+            allowed = []
+            for pattern, methods, name, auth in ROUTES:
                 m = pattern.match(path)
-                known = known or m is not None
-                if m and method in (None, self.command):
+                if m:
+                    allowed += methods
+                if m and self.command in methods:
                     if auth:
                         self._check_token()
                     getattr(self, name)(**m.groupdict())
                     return
-            if known:
-                raise HttpError(405, f"{self.command} is not allowed on {path[:200]}")
+            if allowed:
+                raise HttpError(405, f"{self.command[:20]} is not allowed on {path[:200]}",
+                                {"Allow": ", ".join(allowed)})
             raise HttpError(404, f"no such endpoint: {path[:200]}")
         except HttpError as e:
-            self._json(e.status, {"error": e.message})
+            self._json(e.status, {"error": e.message}, e.headers)
         except JobNotFoundError as e:
             self._json(404, {"error": e.message})
         except SourceError as e:
@@ -122,7 +126,15 @@ class Handler(BaseHTTPRequestHandler):
                                           self.path)
             self._json(500, {"error": f"internal error: {type(e).__name__}"})
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):     # every method is routed: unknown ones get 405, not 501
+            return self._route
+        raise AttributeError(name)
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors the base class finds (a malformed request line, headers too long): JSON."""
+        self.close_connection = True
+        self._json(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
     # ---- request parts ----
 
@@ -172,13 +184,15 @@ class Handler(BaseHTTPRequestHandler):
         if last.get("kind") in TERMINAL_KINDS:
             raise HttpError(410, f"job {job} has ended; it takes no more deliveries")
 
-    def _json(self, status: int, obj) -> None:
-        self._send(status, json.dumps(obj).encode() + b"\n", "application/json")
+    def _json(self, status: int, obj, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(obj).encode() + b"\n", "application/json", headers)
 
-    def _send(self, status: int, data: bytes, ctype: str) -> None:
+    def _send(self, status: int, data: bytes, ctype: str, headers: dict | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             if self.close_connection:
                 self.send_header("Connection", "close")
