@@ -224,9 +224,15 @@ def cmd_run(args) -> int:
     Without -d it runs in the foreground, exactly like `fm FILE ARG...`, but with the options
     below. Everything after FILE is passed to the script.
     """
-    if args.detach:
-        raise UsageError("detached runs need the daemon, which is not built yet")
-    return _start(_script_from_file(args.file, args.args, args.name))
+    script = _script_from_file(args.file, args.args, args.name)
+    if not args.detach:
+        return _start(script)
+    from .daemon.client import run_detached
+    from .runner.config import load_config
+    from .runner.run import logical_cwd
+    from .statedir import state_dir
+    print(run_detached(script, state_dir(), load_config(), dict(os.environ), logical_cwd()))
+    return 0
 
 
 _STATES = ("running", "sleeping", "orphaned", "damaged", "done", "failed", "cancelled")
@@ -457,15 +463,35 @@ def _not_built(what: str):
          arg("job", metavar="JOB"), arg("event", metavar="EVENT"),
          arg("data", metavar="DATA", nargs="?", help="the event's data; `-` reads standard input"))
 def cmd_send(args) -> int:
-    """Deliver an event to a job (for `await --event`). Not built yet."""
-    _not_built("send")
+    """Deliver an event to a job (for `await --event NAME`).
+
+    The event is durable in the job's inbox when this returns, daemon or not; events queue per
+    name and are seen in the order they were sent. A parked job is woken (the daemon is started
+    if none runs).
+    """
+    from .daemon.client import send
+    from .statedir import state_dir
+    return send(state_dir(), args.job, args.event, _data_arg(args.data))
 
 
 @command("complete", arg("target", metavar="URL|TOKEN"),
          arg("data", metavar="DATA", nargs="?", help="the body; `-` reads standard input"))
 def cmd_complete(args) -> int:
-    """Deliver a callback without HTTP. Not built yet."""
-    _not_built("complete")
+    """Deliver a callback without HTTP: the URL `callback` printed, or its token.
+
+    The delivery is durable in the job's inbox when this returns, daemon or not; the first
+    delivery of a callback wins (a second is refused, as HTTP answers 409).
+    """
+    from .daemon.client import complete
+    from .statedir import state_dir
+    return complete(state_dir(), args.target, _data_arg(args.data))
+
+
+def _data_arg(data: str | None) -> str:
+    """DATA as given, `-`: standard input (decoded as scripts are), none: empty."""
+    if data == "-":
+        return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    return data or ""
 
 
 @command("cancel", arg("job", metavar="JOB", help="a job id or a unique prefix of one"))
@@ -538,8 +564,18 @@ def cmd_prune(args) -> int:
 
 @command("daemon", arg("action", choices=["start", "stop", "status", "run"]))
 def cmd_daemon(args) -> int:
-    """Start, stop, inspect or run (in the foreground) the daemon. Not built yet."""
-    _not_built("daemon")
+    """Start, stop, inspect or run (in the foreground) the daemon.
+
+    One daemon per state directory runs detached jobs, wakes sleeping ones and serves
+    callbacks, events and the control API over HTTP (docs/daemon.md). `start` starts it in the
+    background (nothing if one runs), `stop` stops it and waits (its jobs stop at a safe point
+    and continue at the next start), `status` exits 0 when one runs and 3 when none does,
+    `run` stays in the foreground (for systemd).
+    """
+    from .daemon.client import daemon_action
+    from .runner.config import load_config
+    from .statedir import state_dir
+    return daemon_action(args.action, state_dir(), load_config())
 
 
 @command("completions", arg("shell", choices=["bash", "zsh", "fish"]))

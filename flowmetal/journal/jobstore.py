@@ -19,6 +19,10 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_SUFFIX_LEN = 6
 _NAME_MAX = 32
 JOB_ID_RE = re.compile(r"[a-z0-9_-]{1,%d}-[a-z0-9]{%d}\Z" % (_NAME_MAX, _ID_SUFFIX_LEN))
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{22,86}\Z")
+"""A callback token: `secrets.token_urlsafe` text of 128 to 512 bits."""
+EVENT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+"""An event name (`await --event NAME`, `fm send JOB NAME`)."""
 
 LARGE = 64 * 1024
 """A string value longer than this (in characters) in an appended record is stored once, as
@@ -98,7 +102,8 @@ class Lease(ABC):
 
     @abstractmethod
     def take(self, key: str) -> None:
-        """Remove a delivery from the inbox once a synced record holds it (never before)."""
+        """Remove a delivery from the inbox once a synced record holds it (never before). The
+        key stays used: a later `deliver` of it returns False (a callback is answered once)."""
 
     @abstractmethod
     def set_wake(self, when: float | None) -> None:
@@ -188,6 +193,25 @@ class JobStore(ABC):
         """Put a delivery in the job's inbox under `key` (a callback token, `event:<name>:<n>`),
         durably, before returning True; False (nothing changed) when `key` was delivered
         before: the first delivery wins."""
+
+    @abstractmethod
+    def mail(self, job_id: str) -> dict[str, dict]:
+        """The deliveries waiting for the job, by key, without its lease (Lease.inbox reads the
+        same; the daemon looks here to know whether a parked job has something to see)."""
+
+    @abstractmethod
+    def send(self, job_id: str, name: str, data: dict) -> int:
+        """Queue event `name` for the job: delivered durably under key `event:<name>:<n>`, n
+        counting 1, 2, … per name in the order sends complete (concurrent senders included);
+        returns n. JobNotFoundError for a job that does not exist."""
+
+    @abstractmethod
+    def bind(self, token: str, job_id: str) -> None:
+        """Record durably that callback `token` belongs to the job (before its URL is shown)."""
+
+    @abstractmethod
+    def bound(self, token: str) -> str | None:
+        """The job a callback token belongs to; None for a token never bound (or malformed)."""
 
     @abstractmethod
     def due(self, now: float) -> list[tuple[str, float]]:

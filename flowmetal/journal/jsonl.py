@@ -5,6 +5,7 @@
     <home>/jobs/<id>/content/<sha256> long strings moved out of records (journal/content.py)
     <home>/jobs/<id>/inbox/<key>.json deliveries not yet journaled by the job
     <home>/wake/<id>                  the job's wake-up time (epoch seconds, as text)
+    <home>/callbacks/<token>          the id of the job a callback token belongs to
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..errors import JobNotFoundError, JournalError
 from ..statedir import check_private, private_dir, state_dir
 from . import content
 from ._fs import fsync_dir, fsync_fd
-from .jobstore import JOB_ID_RE, JobStore, Lease
+from .jobstore import EVENT_RE, JOB_ID_RE, TOKEN_RE, JobStore, Lease
 from .lock import JobLock
 from .reader import follow, open_journal, read_first, read_last, read_records
 from .store import Journal
@@ -176,7 +177,7 @@ class JsonlStore(JobStore):
         inbox = self.dir(job_id) / "inbox"
         inbox.mkdir(mode=0o700, exist_ok=True)
         target = inbox / _inbox_name(key)
-        tmp = inbox / f".tmp-{os.getpid()}-{target.name}"
+        tmp = inbox / f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
         _write_file(tmp, json.dumps({"key": key, "data": data}).encode())
         try:
             os.link(tmp, target)        # atomic, and fails when the key was delivered before
@@ -186,6 +187,59 @@ class JsonlStore(JobStore):
             os.unlink(tmp)
         fsync_dir(inbox)
         return True
+
+    def mail(self, job_id: str) -> dict[str, dict]:
+        out = {}
+        inbox = self.dir(job_id) / "inbox"
+        try:
+            names = sorted(os.listdir(inbox))
+        except FileNotFoundError:
+            return out
+        for name in names:
+            if name.startswith("."):
+                continue
+            try:
+                item = json.loads((inbox / name).read_bytes())
+                if not item.get("taken"):
+                    out[item["key"]] = item["data"]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                raise JournalError(f"{inbox / name}: damaged delivery") from None
+        return out
+
+    def send(self, job_id: str, name: str, data: dict) -> int:
+        if not EVENT_RE.match(name):
+            raise ValueError(f"bad event name {name!r}")
+        prefix = f"event:{name}:"
+        try:
+            names = os.listdir(self.dir(job_id) / "inbox")
+        except FileNotFoundError:
+            names = []
+        n = sum(1 for f in names if _inbox_key(f).startswith(prefix))
+        while True:     # a concurrent sender took n: the next number (link(2) decides)
+            n += 1
+            if self.deliver(job_id, f"{prefix}{n:012d}", data):
+                return n
+
+    def bind(self, token: str, job_id: str) -> None:
+        if not TOKEN_RE.match(token):
+            raise ValueError("bad callback token")
+        self.dir(job_id)
+        index = private_dir(self.home / "callbacks", follow=False)
+        _write_file(index / token, job_id.encode())
+        fsync_dir(index)
+
+    def bound(self, token: str) -> str | None:
+        if not TOKEN_RE.match(token):
+            return None
+        try:
+            fd = os.open(self.home / "callbacks" / token, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            job_id = os.read(fd, 100).decode("ascii", "replace")
+        finally:
+            os.close(fd)
+        return job_id if JOB_ID_RE.match(job_id) else None
 
     def due(self, now: float) -> list[tuple[str, float]]:
         return [(i, t) for i, t in self.wakes() if t <= now]
@@ -243,26 +297,18 @@ class JsonlLease(Lease):
         return f"{self.journal.path}:{seq + 1}"
 
     def inbox(self) -> dict[str, dict]:
-        out = {}
-        try:
-            names = sorted(os.listdir(self.dir / "inbox"))
-        except FileNotFoundError:
-            return out
-        for name in names:
-            if name.startswith("."):
-                continue
-            try:
-                item = json.loads((self.dir / "inbox" / name).read_bytes())
-                out[item["key"]] = item["data"]
-            except (OSError, ValueError, KeyError, TypeError):
-                raise JournalError(f"{self.dir / 'inbox' / name}: damaged delivery") from None
-        return out
+        return self.store.mail(self.job_id)
 
     def take(self, key: str) -> None:
-        try:
-            os.unlink(self.dir / "inbox" / _inbox_name(key))
-        except FileNotFoundError:
-            pass
+        # A tombstone, not an unlink: the key stays used, so a second delivery is refused.
+        inbox = self.dir / "inbox"
+        target = inbox / _inbox_name(key)
+        if not target.exists():
+            return
+        tmp = inbox / f".take-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
+        _write_file(tmp, json.dumps({"key": key, "taken": True}).encode(),
+                    sync=self.journal.fsync)
+        os.replace(tmp, target)
 
     def set_wake(self, when: float | None) -> None:
         wake = private_dir(self.store.home / "wake", follow=False)
@@ -291,6 +337,14 @@ class JsonlLease(Lease):
 def _inbox_name(key: str) -> str:
     """A file name for an inbox key: any key, no path tricks (`a/b` and `..` are safe)."""
     return key.encode("utf-8", "surrogatepass").hex() + ".json"
+
+
+def _inbox_key(name: str) -> str:
+    """The key of an inbox file name (see _inbox_name); "" for a name that is not one."""
+    try:
+        return bytes.fromhex(name.removesuffix(".json")).decode("utf-8", "surrogatepass")
+    except ValueError:
+        return ""
 
 
 def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:

@@ -51,10 +51,11 @@ class JobLock:
         self._fd = fd
 
     @classmethod
-    def acquire(cls, job_dir) -> "JobLock":
-        """Take the job's lock or raise JobLockedError naming the process that holds it."""
+    def acquire(cls, job_dir, name: str = "lock") -> "JobLock":
+        """Take the job's lock or raise JobLockedError naming the process that holds it.
+        (`name`: another lock file in the directory, e.g. the daemon's `daemon.lock`.)"""
         job_dir = Path(job_dir)
-        path = job_dir / "lock"
+        path = job_dir / name
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _SAFE, 0o600)
         except OSError as e:
@@ -93,17 +94,17 @@ class JobLock:
         return self._fd >= 0
 
     @staticmethod
-    def holder(job_dir) -> int | None:
+    def holder(job_dir, name: str = "lock") -> int | None:
         """The pid of the live process holding the job's lock, None if nobody holds it."""
         try:
-            fd = os.open(Path(job_dir) / "lock", os.O_RDONLY | os.O_CLOEXEC | _SAFE)
+            fd = os.open(Path(job_dir) / name, os.O_RDONLY | os.O_CLOEXEC | _SAFE)
         except FileNotFoundError:
             return None
         except OSError as e:
             raise JournalError(f"{job_dir}/lock: cannot open the job's lock ({e.strerror})") \
                 from None
         try:
-            _check_regular(fd, Path(job_dir) / "lock")
+            _check_regular(fd, Path(job_dir) / name)
             # Probe the lock itself: the pid in the file may be a dead runner's, left by SIGKILL.
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -20,6 +20,13 @@ class DaemonConfig:
     """Base URL callbacks are given out under, when it differs from `http://<listen>`
     (behind a proxy or a tunnel); None means `http://<listen>`."""
 
+    max_runners: int = 16
+    """How many jobs the daemon runs at once (each in a runner process); more wait queued."""
+
+    max_body: int = 1024 * 1024
+    """The largest request body the daemon accepts (callbacks, events, POST /jobs), in bytes;
+    a larger one gets 413."""
+
 
 @record
 class HttpConfig:
@@ -255,7 +262,8 @@ def _string(v) -> str:
 
 
 _SECTIONS = {
-    "daemon": (DaemonConfig, {"listen": _listen, "public_url": _url}),
+    "daemon": (DaemonConfig, {"listen": _listen, "public_url": _url,
+                              "max_runners": _attempts, "max_body": _attempts}),
     "http": (HttpConfig, {"timeout": _positive_duration}),
     "retry": (RetryConfig, {"attempts": _attempts, "delay": _duration, "backoff": _backoff,
                             "max_delay": _duration}),

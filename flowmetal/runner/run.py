@@ -27,7 +27,7 @@ from _signal import pthread_sigmask as _sigmask
 from .. import __version__
 from ..connectors import mark
 from ..effects import EFFECTS
-from ..errors import FlowmetalError, JournalError, Terminated
+from ..errors import FlowmetalError, JournalError, Terminated, UsageError
 from ..journal import TERMINAL_KINDS, JobStore, Lease, open_store
 from ..journal.jobstore import new_job_id
 from ..records import record
@@ -765,7 +765,7 @@ def settings_of(config: Config) -> dict:
             "http": {"timeout": config.http.timeout}}
 
 
-def _logical_cwd() -> str:
+def logical_cwd() -> str:
     """The working directory as the user sees it: $PWD when it names the real cwd (symlinks
     kept)."""
     cwd = os.getcwd()
@@ -790,25 +790,9 @@ def start_job(script: Script, *, term, config: Config, store: JobStore | None = 
 
 
 def _start_job(script: Script, *, term, config: Config, store: JobStore) -> int:
-    Machine, initial_state = _machine_api()
     env = dict(os.environ)
-    cwd = _logical_cwd()
-    pid = os.getpid()
-    settings = settings_of(config)
-    while True:
-        job_id = new_job_id(script.name)
-        state = initial_state(settings=settings, job=job_id, argv=list(script.argv),
-                              env=env, cwd=cwd, filename=script.filename, pid=pid)
-        machine = Machine(state, source=script.source)  # raises ParseError
-        try:
-            # The job is born leased, so no daemon ever sees it as an orphan to resume.
-            lease = store.create(job_id, {
-                "version": __version__, "name": script.name, "filename": script.filename,
-                "source": script.source, "argv": list(script.argv), "cwd": cwd, "env": env,
-                "pid": pid, "settings": settings}, fsync=config.journal.syncs)
-            break
-        except FileExistsError:
-            continue  # 36**6 ids per name: a clash is rare, just draw again
+    job_id, machine, lease = _new_job(script, env=env, cwd=logical_cwd(), config=config,
+                                      store=store)
     try:
         runner = Runner(job_id, JobJournal(lease, created=True), machine, term,
                         since_snapshot=None, base_env=env, layout=machine.layout())
@@ -821,6 +805,61 @@ def _start_job(script: Script, *, term, config: Config, store: JobStore) -> int:
         raise
     finally:
         lease.release()
+
+
+def _new_job(script: Script, *, env: dict, cwd: str, config: Config, store: JobStore):
+    """(job id, machine, lease) of a new job, born leased (so no daemon ever sees it as an
+    orphan to resume). The script is parsed first: a syntax error raises ParseError before
+    any job exists."""
+    Machine, initial_state = _machine_api()
+    pid = os.getpid()
+    settings = settings_of(config)
+    while True:
+        job_id = new_job_id(script.name)
+        state = initial_state(settings=settings, job=job_id, argv=list(script.argv),
+                              env=env, cwd=cwd, filename=script.filename, pid=pid)
+        machine = Machine(state, source=script.source)  # raises ParseError
+        try:
+            lease = store.create(job_id, {
+                "version": __version__, "name": script.name, "filename": script.filename,
+                "source": script.source, "argv": list(script.argv), "cwd": cwd, "env": env,
+                "pid": pid, "settings": settings}, fsync=config.journal.syncs)
+            return job_id, machine, lease
+        except FileExistsError:
+            continue  # 36**6 ids per name: a clash is rare, just draw again
+
+
+def create_job(script: Script, *, env: dict, cwd: str, config: Config,
+               store: JobStore) -> str:
+    """Create a job for the script without running it (the daemon's runners will); its id."""
+    job_id, _machine, lease = _new_job(script, env=env, cwd=cwd, config=config, store=store)
+    lease.release()
+    return job_id
+
+
+def script_from_request(spec: dict) -> tuple[Script, dict, str]:
+    """(script, env, cwd) from a `POST /jobs` body (docs/api.yaml); UsageError when a field
+    is missing or has the wrong type. The job never gets the daemon's own env or cwd."""
+    def field(key, kind, default=None):
+        v = spec.get(key, default)
+        if not isinstance(v, kind):
+            raise UsageError(f"`{key}` must be {_KIND_NAMES[kind]}")
+        return v
+    source = field("source", str)
+    filename = field("filename", str, "api")
+    argv = field("argv", list, [])
+    env = field("env", dict)
+    cwd = field("cwd", str)
+    if not all(isinstance(a, str) for a in argv) or \
+            not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise UsageError("`argv` must be a list of strings and `env` map strings to strings")
+    if not cwd.startswith("/"):
+        raise UsageError("`cwd` must be an absolute path")
+    name = field("name", str, os.path.basename(filename).removesuffix(".fm") or "api")
+    return Script(source=source, filename=filename, name=name, argv=[filename, *argv]), env, cwd
+
+
+_KIND_NAMES = {str: "a string", list: "a list", dict: "an object"}
 
 
 def resume_job(job_id: str, *, term, config: Config, store: JobStore | None = None,

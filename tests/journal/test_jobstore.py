@@ -220,6 +220,8 @@ def test_deliveries_first_wins_and_are_taken_once_journaled(store):
         lease.take("cb-1")
         lease.take("cb-1")                      # taking twice is harmless
         assert lease.inbox() == {"event:go:1": {"data": "x"}}
+        assert store.deliver(job_id, "cb-1", {"body": "late"}) is False   # answered once
+        assert lease.inbox() == {"event:go:1": {"data": "x"}}
     with pytest.raises(JobNotFoundError):
         store.deliver("nope-abcdef", "k", {})
 
@@ -237,6 +239,57 @@ def test_a_delivery_is_durable_when_deliver_returns(store, tmp_path):
     assert out.strip() == "True"
     with store.lease(job_id) as lease:
         assert lease.inbox() == {"k/../x": {"n": 1}}
+
+
+# ---- events and callback tokens ----
+
+def test_events_are_numbered_per_name_in_order(store):
+    job_id, lease = make(store, release=False)
+    with lease:
+        assert [store.send(job_id, "go", {"n": i}) for i in range(3)] == [1, 2, 3]
+        assert store.send(job_id, "stop", {}) == 1
+        lease.take("event:go:000000000001")
+        assert store.send(job_id, "go", {"n": 3}) == 4      # a taken number is never reused
+        keys = sorted(k for k in lease.inbox() if k.startswith("event:go:"))
+        assert [lease.inbox()[k]["n"] for k in keys] == [1, 2, 3]
+    with pytest.raises(JobNotFoundError):
+        store.send("nope-abcdef", "go", {})
+    with pytest.raises(ValueError):
+        store.send(job_id, "../x", {})
+
+
+def test_concurrent_senders_lose_nothing(store):
+    job_id, _ = make(store)
+    home = store.location
+    code = ("import sys\n"
+            "from flowmetal.journal.jsonl import JsonlStore\n"
+            "s = JsonlStore(sys.argv[1])\n"
+            "for i in range(25):\n"
+            "    s.send(sys.argv[2], 'go', {'who': sys.argv[3], 'i': i})\n")
+    procs = [python(code, home, job_id, str(w)) for w in range(4)]
+    for p in procs:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    with store.lease(job_id) as lease:
+        inbox = lease.inbox()
+    keys = sorted(inbox)
+    assert keys == [f"event:go:{n:012d}" for n in range(1, 101)]
+    for w in range(4):      # each sender's events in the order it sent them
+        assert [inbox[k]["i"] for k in keys if inbox[k]["who"] == str(w)] == list(range(25))
+
+
+def test_callback_tokens(store):
+    job_id, _ = make(store)
+    token = "A" * 22
+    assert store.bound(token) is None
+    store.bind(token, job_id)
+    assert store.bound(token) == job_id
+    for bad in ("", "short", "../../etc/passwd", "x" * 200, "a b" * 10):
+        assert store.bound(bad) is None
+    with pytest.raises(ValueError):
+        store.bind("../" * 10, job_id)
+    with pytest.raises(JobNotFoundError):
+        store.bind("B" * 22, "nope-abcdef")
 
 
 # ---- wake-up index ----

@@ -1,0 +1,122 @@
+"""The CLI's side of the daemon: `fm daemon`, `fm run -d`, `fm send`, `fm complete`.
+
+Deliveries from the CLI go straight into the job's inbox through the store (durable before the
+command returns, daemon or not); then the daemon is told to look, started first when the job
+is parked and none runs, so a parked job wakes at once.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import UsageError
+from ..journal.jobstore import EVENT_RE, TOKEN_RE
+from . import files, main
+from .files import DaemonError
+
+
+def daemon_action(action: str, home: Path, config) -> int:
+    if action == "run":
+        return main.serve(home, config)
+    if action == "start":
+        was = files.running(home)
+        info = main.start(home)
+        what = "already running" if was else "started"
+        print(f"fm: daemon {what} (pid {info['pid']}, {info['url']})", file=sys.stderr)
+        return 0
+    if action == "stop":
+        info = main.stop(home)
+        print("fm: daemon stopped" if info else "fm: no daemon was running", file=sys.stderr)
+        return 0
+    info = files.running(home)           # status
+    if not info:
+        print(f"no daemon runs for {home}")
+        return 3
+    up = time.time() - float(info.get("started", time.time()))
+    print(f"daemon running: pid {info['pid']}, {info['url']}, up {_ago(up)}, "
+          f"fm {info.get('version', '?')}")
+    return 0
+
+
+def run_detached(script, home: Path, config, env: dict, cwd: str) -> str:
+    """Create the job here (a syntax error is reported before anything exists) and have the
+    daemon run it; its id."""
+    from ..journal import open_store
+    from ..runner.run import create_job
+    job_id = create_job(script, env=env, cwd=cwd, config=config, store=open_store(home))
+    _poke(home, job_id, start=True)
+    return job_id
+
+
+def send(home: Path, job: str, event: str, data: str) -> int:
+    from ..journal import open_store
+    if not EVENT_RE.match(event):
+        raise UsageError(f"send: bad event name `{event}` (1-64 of A-Z a-z 0-9 _ . -)")
+    store = open_store(home)
+    job_id = store.find(job)
+    n = store.send(job_id, event, {"data": data})
+    _poke(home, job_id, start=store.holder(job_id) is None)
+    print(f"fm: event {event} #{n} queued for job {job_id}", file=sys.stderr)
+    return 0
+
+
+def complete(home: Path, target: str, data: str) -> int:
+    from ..journal import open_store
+    token = target.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    if not TOKEN_RE.match(token):
+        raise UsageError(f"complete: `{target[:80]}` is not a callback URL or token")
+    store = open_store(home)
+    job_id = store.bound(token)
+    if job_id is None or not store.exists(job_id):
+        raise UsageError("complete: no such callback")
+    data = {"method": "POST", "query": {}, "headers": {"x-fm-via": "fm complete"},
+            "body": data}
+    if not store.deliver(job_id, token, data):
+        raise UsageError("complete: this callback was delivered before; the first delivery "
+                         "wins")
+    _poke(home, job_id, start=store.holder(job_id) is None)
+    print(f"fm: callback delivered to job {job_id}", file=sys.stderr)
+    return 0
+
+
+def _poke(home: Path, job_id: str, *, start: bool) -> None:
+    """Tell the daemon to run the job if nobody does (start one when `start`)."""
+    info = files.running(home)
+    if info is None:
+        if not start:
+            return
+        info = main.start(home)
+    request(info, "POST", f"/jobs/{job_id}/resume", token=files.token(home))
+
+
+def request(info: dict, method: str, path: str, body: bytes | None = None, *,
+            token: str | None, timeout: float = 10.0) -> dict:
+    """One control-API call to the daemon described by daemon.json; its JSON answer."""
+    req = urllib.request.Request(info["url"] + path, data=body, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            why = json.loads(e.read()).get("error", e.reason)
+        except ValueError:
+            why = e.reason
+        raise DaemonError(f"the daemon answered {e.code}: {why}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise DaemonError(f"cannot reach the daemon at {info['url']}: "
+                          f"{getattr(e, 'reason', e)}") from None
+
+
+def _ago(seconds: float) -> str:
+    """`2d3h`, `5h12m`, `4m2s`, `9s`: the two largest units."""
+    s = int(seconds)
+    parts = [(s // 86400, "d"), (s % 86400 // 3600, "h"), (s % 3600 // 60, "m"), (s % 60, "s")]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    return "".join(f"{n}{u}" for n, u in parts[:2])

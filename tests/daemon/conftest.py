@@ -1,0 +1,113 @@
+"""A real daemon process on 127.0.0.1 (an ephemeral port) over a private state directory."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fm(*args, env, timeout=60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flowmetal", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Daemon:
+    def __init__(self, home: Path, env: dict):
+        self.home = home
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Daemon":
+        self.proc = subprocess.Popen([sys.executable, "-m", "flowmetal", "daemon", "run"],
+                                     env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            info = self.info()
+            if info and info.get("pid") == self.proc.pid:
+                return self
+            assert self.proc.poll() is None, self.proc.communicate()
+            time.sleep(0.02)
+        raise AssertionError("the daemon did not start")
+
+    def info(self) -> dict | None:
+        try:
+            return json.loads((self.home / "daemon.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def url(self) -> str:
+        return self.info()["url"]
+
+    @property
+    def token(self) -> str:
+        return (self.home / "daemon.token").read_text().strip()
+
+    def request(self, method: str, path: str, body: bytes | None = None, *, auth=True,
+                headers=None, timeout=30) -> tuple[int, dict | str]:
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(60)
+        return self.proc.returncode if self.proc else 0
+
+
+@pytest.fixture
+def env(tmp_path) -> dict:
+    home = tmp_path / "home"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[daemon]\nlisten = "127.0.0.1:0"\n')
+    e = dict(os.environ, FM_HOME=str(home), FM_CONFIG=str(cfg), PYTHONPATH=str(ROOT))
+    e.pop("FM_CRASH_AT", None)
+    return e
+
+
+@pytest.fixture
+def daemon(env):
+    d = Daemon(Path(env["FM_HOME"]), env).start()
+    yield d
+    d.stop()
+    if d.proc.poll() is None:
+        d.kill()
+
+
+def wait_for(pred, timeout=30.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,94 @@
+"""The daemon as a user meets it: `fm daemon start|stop|status|run`, `fm run -d`, and the files
+it keeps in the state directory."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .conftest import fm, wait_for
+
+
+def test_start_status_stop(env, tmp_path):
+    home = Path(env["FM_HOME"])
+    r = fm("daemon", "status", env=env)
+    assert r.returncode == 3 and "no daemon runs" in r.stdout
+    r = fm("daemon", "start", env=env)
+    assert r.returncode == 0 and "daemon started (pid" in r.stderr
+    try:
+        r = fm("daemon", "status", env=env)
+        assert r.returncode == 0 and "daemon running: pid" in r.stdout
+        r = fm("daemon", "start", env=env)
+        assert r.returncode == 0 and "already running" in r.stderr
+        for name in ("daemon.token", "daemon.log", "daemon.json"):
+            mode = stat.S_IMODE(os.stat(home / name).st_mode)
+            assert mode == 0o600, (name, oct(mode))
+        assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    finally:
+        r = fm("daemon", "stop", env=env)
+    assert r.returncode == 0 and "daemon stopped" in r.stderr
+    assert fm("daemon", "status", env=env).returncode == 3
+    assert fm("daemon", "stop", env=env).stderr.strip() == "fm: no daemon was running"
+
+
+def test_a_second_daemon_refuses(daemon, env):
+    r = fm("daemon", "run", env=env, timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.startswith("fm: a daemon already runs for ")
+    assert f"pid {daemon.proc.pid}" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert daemon.proc.poll() is None
+
+
+def test_detached_run_prints_the_id_and_the_daemon_runs_it(env, tmp_path):
+    script = tmp_path / "hello.fm"
+    script.write_text('echo "hi $WHO from $PWD"\nsleep 1\necho bye\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    r = fm("run", "-d", script, env={**env, "WHO": "ann"}, cwd=work)
+    try:
+        assert r.returncode == 0, r.stderr
+        job = r.stdout.strip()
+        assert job.startswith("hello-")
+        wait_for(lambda: '"state":"done"' in fm("ps", "-a", "--json", env=env).stdout,
+                 what="the job to finish")
+        out = fm("log", job, "--output", env=env).stdout
+        assert out == f"hi ann from {work}\nbye\n"
+    finally:
+        fm("daemon", "stop", env=env)
+
+
+def test_detached_run_with_a_syntax_error_creates_nothing(env, tmp_path):
+    script = tmp_path / "bad.fm"
+    script.write_text("if true; then\n")
+    r = fm("run", "-d", script, env=env)
+    assert r.returncode == 2 and "bad.fm:" in r.stderr
+    assert not (Path(env["FM_HOME"]) / "jobs").exists() or \
+        not list((Path(env["FM_HOME"]) / "jobs").iterdir())
+    assert fm("daemon", "status", env=env).returncode == 3
+
+
+def test_orphans_are_resumed_at_start(env, tmp_path, daemon):
+    script = tmp_path / "long.fm"
+    script.write_text("echo one\nsleep 2\necho two\n")
+    r = fm("run", "-d", script, env=env)
+    job = r.stdout.strip()
+    wait_for(lambda: "one" in fm("log", job, "--output", env=env).stdout, what="first echo")
+    daemon.kill()
+    # The runner survives its daemon (its own session); kill it too: the job is orphaned.
+    pid = wait_for(lambda: _holder(env, job), what="the runner")
+    os.kill(pid, 9)
+    wait_for(lambda: '"state":"orphaned"' in fm("ps", "--json", env=env).stdout,
+             what="orphaned")
+    daemon.start()
+    wait_for(lambda: '"state":"done"' in fm("ps", "-a", "--json", env=env).stdout,
+             what="the job to finish after the restart")
+    assert fm("log", job, "--output", env=env).stdout == "one\ntwo\n"
+
+
+def _holder(env, job):
+    import json
+    for line in fm("ps", "--json", env=env).stdout.splitlines():
+        j = json.loads(line)
+        if j["id"] == job and j.get("pid"):
+            return j["pid"]
+    return None
