@@ -12,6 +12,7 @@ import time
 from _signal import getsignal as _getsignal  # see _spawn
 from collections.abc import Callable
 
+from . import watchdog
 from .files import OPEN_FLAGS, decode, encode, open_error, resolve
 from .term import Term
 
@@ -577,6 +578,7 @@ def _spawn_failure(exc: OSError, path: str, cwd: str):
 
 def _spawn(path: str, argv: list, env: dict, cwd: str, fdmap: dict) -> int:
     """Start one stage and return its pid; raises OSError if it could not be executed."""
+    watchdog.ensure(env)  # the job's programs die with this runner (connectors/watchdog.py)
     if (all(fdmap.get(fd, 0) != CLOSED for fd in (0, 1, 2))
             and all(fd <= 2 or src == CLOSED for fd, src in fdmap.items())
             and _getsignal(signal.SIGINT) != signal.SIG_IGN):

@@ -19,8 +19,9 @@ GRACE = 5.0
 """Seconds a survivor has to exit after SIGTERM before it gets SIGKILL."""
 
 
-def survivors(key: str) -> list[int]:
-    """Pids of live processes (not this one) whose environment has FM_STEP_KEY=`key`."""
+def survivors(key: str, *, job: bool = False) -> list[int]:
+    """Pids of live processes (not this one) whose environment has FM_STEP_KEY=`key`; with
+    `job`, FM_STEP_KEY=`key`-N for any step N of job `key`."""
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -36,14 +37,21 @@ def survivors(key: str) -> list[int]:
                 env = f.read()
         except OSError:
             continue            # gone, or another user's
-        if want in env.split(b"\0"):
+        if any(_matches(v, want, job) for v in env.split(b"\0")):
             found.append(int(name))
     return found
 
 
-def stop_survivors(key: str, grace: float = GRACE) -> list[int]:
-    """Stop the survivors of step `key`, waiting until they are gone; returns their pids."""
-    pids = survivors(key)
+def _matches(var: bytes, want: bytes, job: bool) -> bool:
+    if not job:
+        return var == want
+    return var.startswith(want + b"-") and var[len(want) + 1:].isdigit()
+
+
+def stop_survivors(key: str, grace: float = GRACE, *, job: bool = False) -> list[int]:
+    """Stop the survivors of step `key` (of every step of job `key` with `job`), waiting until
+    they are gone; returns their pids."""
+    pids = survivors(key, job=job)
     if not pids:
         return pids
     _signal(pids, signal.SIGTERM)
@@ -80,3 +88,9 @@ def _alive(pid: int) -> bool:
         except PermissionError:
             return True
         return not os.path.isdir("/proc")  # no /proc: trust kill(0)
+
+
+if __name__ == "__main__":      # the watchdog of a runner that died (connectors/watchdog.py)
+    import sys
+    if len(sys.argv) == 2:
+        stop_survivors(sys.argv[1], job=True)

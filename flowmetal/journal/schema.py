@@ -96,7 +96,9 @@ REQUEST = Obj({}, {"op": str,
     "data": str, "target": dict, "fd": INT, "off": INT, "at": dict, "format": str,
     "times": list, "tz": Either(str, NULL), "user": str})
 RESULT = Obj({}, {
-    "status": Either(INT, List(INT)), "out": str, "err": str, "error": str, "errors": dict,
+    # a stream's start gives null for the stages still running (connectors/streams.py)
+    "status": Either(INT, List(Either(INT, NULL))),
+    "out": str, "err": str, "error": str, "errors": dict,
     "timeout": bool, "stopped": bool, "unknown": bool, "eof": bool, "woken": bool,
     "result": bool, "matches": List(str), "line": Either(str, NULL), "data": str, "now": NUM,
     "text": str, "texts": List(str), "path": str, "int": INT, "home": Either(str, NULL),

@@ -26,6 +26,7 @@ from _signal import pthread_sigmask as _sigmask
 
 from .. import __version__
 from ..connectors import mark
+from ..connectors.watchdog import release as release_watchdog
 from ..effects import EFFECTS
 from ..errors import FlowmetalError, JournalError, Terminated, UsageError
 from ..journal import TERMINAL_KINDS, JobStore, Lease, open_store
@@ -799,12 +800,21 @@ def _start_job(script: Script, *, term, config: Config, store: JobStore) -> int:
         runner.sync_mode = config.journal.fsync
         runner.add(_machine_step(machine.start))
         runner._note_main_end()
-        return runner.run()
+        return _ran(runner)
     except BaseException as e:
         _tag(e, lease)
         raise
     finally:
         lease.release()
+
+
+def _ran(runner: "Runner") -> int:
+    """Run the job to its end; then its watchdog may go, leaving alone what it left running on
+    purpose. (Any other way out, SIGTERM or a crash, leaves the watchdog to stop the job's
+    programs: they run again, alone, when the job resumes.)"""
+    status = runner.run()
+    release_watchdog(runner.job_id)
+    return status
 
 
 def _new_job(script: Script, *, env: dict, cwd: str, config: Config, store: JobStore):
@@ -894,7 +904,7 @@ def _resume_leased(lease: Lease, *, term, config: Config, cancel: str | None) ->
                                              "reason": cancel})
             runner.pending.clear()
             runner.add(_machine_step(lambda: runner.machine.cancel(cancel)))
-        return runner.run()
+        return _ran(runner)
     except BaseException as e:
         _tag(e, lease)
         raise

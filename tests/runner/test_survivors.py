@@ -25,15 +25,53 @@ echo done
 """
 
 
-def orphan_mid_step(work, home) -> str:
+def orphan_mid_step(work, home, *, watchdog=False) -> str:
     """Start STEP and kill -9 the runner alone (not its group) while the step's `sh` and
-    `sleep` run: they live on. Returns the job id."""
+    `sleep` run. Unless `watchdog`, the runner's watchdog is killed first, so they live on
+    (what a watchdog that could not start, or a machine without /bin/sh, would leave).
+    Returns the job id."""
     (work / "s.fm").write_text(STEP)
     a = fm_popen("s.fm", cwd=work)
     wait_for(lambda: (work / "log").exists())
+    if not watchdog:
+        for pid in watchdogs():
+            os.kill(pid, signal.SIGKILL)
     os.kill(a.pid, signal.SIGKILL)
     a.communicate(timeout=30)
     return only_job(home)[0]
+
+
+def watchdogs() -> list[int]:
+    """Pids of the watchdogs (connectors/watchdog.py) of this test's runners."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"fm-watchdog" in argv and f"FM_HOME={os.environ['FM_HOME']}".encode() in env:
+            out.append(int(name))
+    return out
+
+
+def test_the_programs_of_a_killed_runner_die_with_it(work, home):
+    orphan_mid_step(work, home, watchdog=True)
+    # The watchdog stops the step's `sh` and its `sleep` (SIGTERM), so `end` never comes.
+    time.sleep(4)
+    assert (work / "log").read_text().split() == ["start"]
+    assert watchdogs() == []
+
+
+def test_a_job_that_ends_leaves_what_it_started_on_purpose(work, home):
+    (work / "d.fm").write_text("sh -c '(sleep 2; echo late >> log) >/dev/null 2>&1 &'\n")
+    r = fm("d.fm", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert watchdogs() == []
+    time.sleep(3)
+    assert (work / "log").read_text() == "late\n"
 
 
 def test_a_survivor_is_stopped_before_its_step_runs_again(work, home):
