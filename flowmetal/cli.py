@@ -332,7 +332,7 @@ def cmd_log(args) -> int:
     else:
         live = store.holder(job_id) is not None
         limit = 0 if args.no_output else None if args.full else OUTPUT_LINES
-        for line in history_lines(records, live=live, output=limit):
+        for line in history_lines(records, live=live, output=limit, hide=redact.text):
             print(line, flush=args.follow)
     return 0
 

@@ -65,7 +65,7 @@ def test_messages(home, capsys):
     cli.run_cli(["log", "xyz"])
     assert capsys.readouterr().err == "fm: no job matches `xyz`\n"
     cli.run_cli(["run", "-d", "x.fm"])
-    assert capsys.readouterr().err == "fm: detached runs need the daemon, which is not built yet\n"
+    assert capsys.readouterr().err == "fm: x.fm: No such file or directory\n"
     cli.run_cli(["ps", "--bogus"])
     assert capsys.readouterr().err == "fm: ps: unrecognized arguments: --bogus (see `fm help ps`)\n"
     cli.run_cli(["nonexistent.fm"])

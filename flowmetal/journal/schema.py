@@ -103,8 +103,8 @@ RESULT = Obj({}, {
     "result": bool, "matches": List(str), "line": Either(str, NULL), "data": str, "now": NUM,
     "text": str, "texts": List(str), "path": str, "int": INT, "home": Either(str, NULL),
     "already": INT})
-CELL = Obj({}, {"s": str, "a": List(Either(str, NULL)), "A": Dict(str), "n": str, "x": INT,
-                "r": INT, "i": INT, "c": str})
+CELL = Obj({}, {"s": str, "a": Either(List(Either(str, NULL)), Dict(str)),  # list: old jobs
+                "A": Dict(str), "n": str, "x": INT, "r": INT, "i": INT, "c": str})
 SETTINGS = Obj({}, {"retry": Obj({}, {"attempts": INT, "delay": NUM, "backoff": NUM,
                                          "max_delay": NUM}),
                      "http": Obj({}, {"timeout": NUM})})

@@ -210,12 +210,13 @@ def _request_of(started: dict) -> str:
 
 
 def history_lines(records: Iterable[dict], *, live: bool = False,
-                  output: int | None = 0) -> Iterator[str]:
+                  output: int | None = 0, hide=None) -> Iterator[str]:
     """One line per event. An effect.started and its effect.done make one line together, shown
     when the result comes (effects of branches overlap); a start without a result (the runner
     died, or it is still running) gets a line of its own. `[N]` marks branch N's effects.
     Under an effect's line, the text it printed or captured (step_output_lines): at most
-    `output` lines of each stream (0: none; None: all of it)."""
+    `output` lines of each stream (0: none; None: all of it), passed through `hide` (a
+    Redactor's `text`) when given."""
     pending: dict = {}  # step -> effect.started waiting for its effect.done
     for rec in records:
         kind = rec.get("kind")
@@ -225,7 +226,8 @@ def history_lines(records: Iterable[dict], *, live: bool = False,
             result = describe_result(started.get("req"), rec.get("res"))
             yield _line(started, step, _request_of(started) + ("  " + result if result else ""))
             if output != 0:
-                yield from step_output_lines(rec.get("res"), output)
+                for line in step_output_lines(rec.get("res"), output):
+                    yield hide(line) if hide else line
             continue
         if kind == "effect.started":
             if step in pending:      # started again on resume: the first run was cut off
@@ -319,6 +321,15 @@ class Redactor:
     def __init__(self, patterns: Iterable[str]):
         self.patterns = tuple(p.upper() for p in patterns)
         self._seen: dict = {}
+        self.values: set[str] = set()   # secret values seen in environments, for text()
+
+    def text(self, line: str) -> str:
+        """A line of output with every secret value seen so far (of 4 characters or more)
+        replaced: `fm log`'s history shows output under its steps, and a script that echoes
+        a token must not put it there."""
+        for v in sorted(self.values, key=len, reverse=True):
+            line = line.replace(v, REDACTED)
+        return line
 
     def secret(self, name: str) -> bool:
         """Whether the value of variable `name` is hidden."""
@@ -353,7 +364,14 @@ class Redactor:
         return rec
 
     def _env(self, env: dict) -> dict:
-        return {k: REDACTED if self.secret(k) else v for k, v in env.items()}
+        out = {}
+        for k, v in env.items():
+            if self.secret(k):
+                if isinstance(v, str) and len(v) >= 4:
+                    self.values.add(v)
+                v = REDACTED
+            out[k] = v
+        return out
 
     def _request(self, req: dict) -> dict:
         if req.get("op") != "exec" or not isinstance(req.get("stages"), list):

@@ -81,3 +81,20 @@ def journal_of(home: Path) -> tuple[str, list]:
     (job,) = os.listdir(home / "jobs")
     text = (home / "jobs" / job / "journal.jsonl").read_text()
     return job, [json.loads(line) for line in text.splitlines()]
+
+
+def watchdogs(home=None) -> list[int]:
+    """Pids of the watchdogs (connectors/watchdog.py) of the runners of state dir `home`
+    (default $FM_HOME)."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"fm-watchdog" in argv and f"FM_HOME={home or os.environ['FM_HOME']}".encode() in env:
+            out.append(int(name))
+    return out

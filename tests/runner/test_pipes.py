@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .helpers import ROOT, only_job
+from .helpers import ROOT, only_job, watchdogs
 from .test_real import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bash, /proc")
@@ -194,6 +194,8 @@ def test_a_resumed_stream_stops_the_producer_its_crashed_runner_left(tmp_path, h
                             start_new_session=True)
     seen = tmp_path / "seen.txt"
     wait_for(lambda: seen.exists() and seen.read_text().split() == ["1", "2"], timeout=60)
+    for pid in watchdogs(home):                 # (else it would stop the producer at once)
+        os.kill(pid, signal.SIGKILL)
     os.kill(proc.pid, signal.SIGKILL)           # the runner alone: the producer survives
     proc.communicate(timeout=30)
     job_id, _ = only_job(home)

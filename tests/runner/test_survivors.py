@@ -13,7 +13,7 @@ import pytest
 
 from flowmetal.journal import open_store
 
-from .helpers import only_job
+from .helpers import only_job, watchdogs
 from .test_real import fm, fm_popen, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -39,22 +39,6 @@ def orphan_mid_step(work, home, *, watchdog=False) -> str:
     os.kill(a.pid, signal.SIGKILL)
     a.communicate(timeout=30)
     return only_job(home)[0]
-
-
-def watchdogs() -> list[int]:
-    """Pids of the watchdogs (connectors/watchdog.py) of this test's runners."""
-    out = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"fm-watchdog" in argv and f"FM_HOME={os.environ['FM_HOME']}".encode() in env:
-            out.append(int(name))
-    return out
 
 
 def test_the_programs_of_a_killed_runner_die_with_it(work, home):
