@@ -321,10 +321,10 @@ class _Pipeline:
                 next_check = now + POLL_INTERVAL
                 if should_stop():
                     self.stopped = True
-                    self._signal_all(signal.SIGTERM)
+                    self.signal_all(signal.SIGTERM)
                     kill_at = now + KILL_GRACE
             if kill_at is not None and now >= kill_at:
-                self._signal_all(signal.SIGKILL)
+                self.signal_all(signal.SIGKILL)
                 kill_at = None
 
     def _children_gone(self, poller) -> None:
@@ -405,11 +405,11 @@ class _Pipeline:
         code = os.waitstatus_to_exitcode(wstatus)
         self.status[self.live.pop(pid)] = 128 - code if code < 0 else code
 
-    def _signal_all(self, signum: int) -> None:
+    def signal_all(self, signum: int) -> None:
         """Signal the stages and everything they started (`sh -c 'sleep 30'`'s sleep too): the
         tree is read first, as a dead parent's children are handed to init."""
         victims = []
-        for pid in self.live:
+        for pid in list(self.live):     # (a stream's reader calls this from its thread)
             victims += [pid, *descendants(pid)]
         for pid in victims:
             try:
@@ -428,13 +428,13 @@ class _Pipeline:
         self.tracked.clear()
         if not self.live:
             return
-        self._signal_all(signal.SIGTERM)
+        self.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE
         while self.live and time.monotonic() < deadline:
             self._reap(block=False)
             if self.live:
                 time.sleep(0.01)
-        self._signal_all(signal.SIGKILL)
+        self.signal_all(signal.SIGKILL)
         self._reap(block=True)
 
     def _close_all(self) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 
 from .files import _utf8_complete, decode, encode
-from .process import KILL_GRACE, POLL_INTERVAL, _Pipeline, descendants
+from .process import KILL_GRACE, POLL_INTERVAL, _Pipeline
 from .term import Term
 
 SIGPIPE_GRACE = 0.05
@@ -156,14 +156,7 @@ class _Stream:
         return res
 
     def _signal(self, signum: int) -> None:
-        victims = []
-        for pid in list(self.pipeline.live):
-            victims += [pid, *descendants(pid)]
-        for pid in victims:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+        self.pipeline.signal_all(signum)
 
 
 RELAY_CHUNK = 1 << 12
