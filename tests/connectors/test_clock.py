@@ -47,7 +47,7 @@ def test_real_clock_reads_and_waits():
     assert 0.19 <= time.monotonic() - t0 < 2.0  # cut at 0.2 s, not 30 (10x margin)
     t0 = time.monotonic()
     assert clock.sleep_until(time.time() - 10) is False  # already past: at once
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 5.0   # not a wait of 10 s (a busy machine may stall)
 
 
 def test_real_sleep_cut_by_deadline():
