@@ -235,7 +235,8 @@ def cmd_run(args) -> int:
     return 0
 
 
-_STATES = ("running", "sleeping", "orphaned", "damaged", "done", "failed", "cancelled")
+_STATES = ("running", "sleeping", "waiting", "orphaned", "damaged", "done", "failed",
+           "cancelled")
 
 
 @command("ps",
@@ -247,8 +248,9 @@ _STATES = ("running", "sleeping", "orphaned", "damaged", "done", "failed", "canc
 def cmd_ps(args) -> int:
     """List jobs (unfinished ones unless -a).
 
-    Columns: id, name, state (running, sleeping, orphaned, done, failed, cancelled, or damaged:
-    its journal fails a check, `fm log` names the line), since (when it entered that state, in
+    Columns: id, name, state (running, sleeping: only timers, waiting: for a callback or an
+    event, orphaned: no process runs or parked it, done, failed, cancelled, or damaged: its
+    journal fails a check, `fm log` names the line), since (when it entered that state, in
     local time; the header gives the UTC offset), steps (the machine's step count) and what it
     is waiting on. `--state` and `--name` filter; asking for a finished state lists finished
     jobs without -a.

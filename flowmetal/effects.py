@@ -28,7 +28,8 @@ class Effect:
     safely repeatable."""
 
     waits: bool
-    """It waits for time to pass (`until`, epoch seconds): the runner parks it on a timer."""
+    """It waits for time to pass (`until`, epoch seconds; none: no end) or, with `delivery`, for
+    a delivery: the runner parks it instead of blocking a thread on it."""
 
     paths: tuple
     """Request fields that hold file names; a NUL byte in one fails the effect."""
@@ -40,7 +41,7 @@ class Effect:
     log: str
     """How `fm log` shows its request and result (runner/history.py): exec, write, sleep,
     path (a file op: its path and the gist of its result), clock, home, random, read_line,
-    read_chunk, stream."""
+    read_chunk, stream, callback, await."""
 
     idempotent: bool = False
     """Performing it again has the effect of performing it once (an `open`, even one that
@@ -50,6 +51,11 @@ class Effect:
     always: bool = False
     """It runs even when its request's deadline has passed: it ends what the job started
     (`stream_close`: a producer must not outlive the `timeout` that cut its reader short)."""
+
+    delivery: bool = False
+    """It waits for a delivery in the job's inbox (`await`): the runner's scheduler completes it
+    with the first matching one (connectors/inbox.py: `match`), removes that from the inbox
+    once the result is durable, and parks nothing else on it."""
 
     mark: str | None = None
     """A connector (`module:function`) that notes the state of what the effect will change,
@@ -82,6 +88,8 @@ _ALL = (
     Effect("clock", "clock:perform_clock", False, False, (), None, "clock"),
     Effect("sleep", "clock:perform_sleep", False, True, (), None, "sleep"),
     Effect("random", "clock:perform_random", False, False, (), None, "random"),
+    Effect("callback", "inbox:perform_callback", True, False, (), None, "callback"),
+    Effect("await", "inbox:perform_await", False, True, (), None, "await", delivery=True),
 )
 
 EFFECTS: dict[str, Effect] = {e.op: e for e in _ALL}

@@ -4,10 +4,17 @@ A suite started in the background (`./bin/test &`, `nohup`, some CI runners) inh
 and SIGQUIT (and under nohup SIGHUP) ignored, and every child would too: fm keeps an ignored
 signal ignored, as bash does, so the tests of Ctrl-C and hang-ups would fail for a reason that
 has nothing to do with fm. Put them back to their defaults for this process and its children.
+
+And a foreground job that waits long is handed to the daemon (started if none runs), which
+would then go on with jobs that tests kill on purpose: FM_HAND_OVER=0 for every test, except
+those of the hand-over (tests/daemon), which take it out of their environment.
 """
 from __future__ import annotations
 
+import os
 import signal
+
+os.environ["FM_HAND_OVER"] = "0"
 
 
 def pytest_configure(config):

@@ -101,7 +101,7 @@ def test_timeout_stops_a_program_and_leaves_no_child(w, tmp_path):
     r = fm(["t.fm"], w, tmp_path / "h")
     took = time.monotonic() - t0
     assert r.returncode == 124, r.stderr
-    assert 0.9 < took < 4, took
+    assert 0.9 < took < 10, took       # about 1 s, and the program's 31 s are cut short
     assert "timed out after 1s" in r.stderr
     left = subprocess.run(["pgrep", "-f", "31.4159"], capture_output=True, text=True)
     assert left.stdout == ""

@@ -215,29 +215,39 @@ def _format_duration(seconds: int) -> str:
 
 
 class StatusLine:
-    """`fm: sleep 30s: waiting until 14:05:03 (29s left)` on stderr, rewritten in place."""
+    """`fm: sleep 30s: waiting until 14:05:03 (29s left)` on stderr, rewritten in place; a wait
+    with no end (an await without --timeout) spins instead: `fm: await URL: waiting / (12s)`."""
+
+    SPIN = "|/-\\"
 
     def __init__(self, term, why: str):
         self.term = term
         self.why = why
         self.shown = False
         self.next_at = 0.0
+        self.began = time.monotonic()
+        self.turn = 0
 
     def __call__(self, now: float, end: float) -> None:
         import math
-        left = max(math.ceil(end - now - 0.001), 0)
-        same_day = format_time(end, "%Y-%m-%d") == format_time(now, "%Y-%m-%d")
-        when = format_time(end, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
-        text = f"\rfm: {self.why}: waiting until {when} ({_format_duration(left)} left)\033[K"
+        if math.isinf(end):
+            self.turn += 1
+            waited = _format_duration(int(time.monotonic() - self.began))
+            text = f"\rfm: {self.why}: waiting {self.SPIN[self.turn % 4]} ({waited})\033[K"
+        else:
+            left = max(math.ceil(end - now - 0.001), 0)
+            same_day = format_time(end, "%Y-%m-%d") == format_time(now, "%Y-%m-%d")
+            when = format_time(end, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
+            text = f"\rfm: {self.why}: waiting until {when} ({_format_duration(left)} left)\033[K"
         self.term.write(2, text.encode("utf-8", "surrogateescape"))
         self.shown = True
 
     def maybe(self, now: float, end: float) -> None:
-        """Redraw at most once per TICK."""
+        """Redraw at most once per TICK (a spinner four times as often)."""
         mono = time.monotonic()
         if mono >= self.next_at:
             self(now, end)
-            self.next_at = mono + TICK
+            self.next_at = mono + (TICK / 4 if end == float("inf") else TICK)
 
     def clear(self) -> None:
         if self.shown:

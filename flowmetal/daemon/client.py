@@ -83,6 +83,14 @@ def complete(home: Path, target: str, data: str) -> int:
     return 0
 
 
+def watch(job_id: str, home: Path | None = None) -> None:
+    """Have the daemon (started if none runs) watch a job this process runs, to go on with
+    it if this process dies first (Supervisor.watch)."""
+    from ..statedir import state_dir
+    home = home or state_dir()
+    request(main.start(home), "POST", f"/jobs/{job_id}/watch", token=files.token(home))
+
+
 def _poke(home: Path, job_id: str, *, start: bool) -> None:
     """Tell the daemon to run the job if nobody does (start one when `start`)."""
     info = files.running(home)

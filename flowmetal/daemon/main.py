@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import JobNotFoundError
 from . import files
 from .files import DaemonError
 
@@ -50,8 +49,7 @@ class App:
 
     def _poke(self, job_id: str) -> None:
         """A delivery for a job: if no process holds it (parked), run it so it can look."""
-        if self.store.holder(job_id) is None:
-            self.supervisor.want(job_id)
+        self.supervisor.poke(job_id)
 
     def jobs(self):
         from ..runner.jobs import list_jobs
@@ -76,6 +74,10 @@ class App:
             return {"job": job_id, "cancelling": True, "pid": pid}
         self.supervisor.want(job_id, "cancel")
         return {"job": job_id, "cancelling": True, "pid": None}
+
+    def watch(self, job_id: str) -> dict:
+        self.supervisor.watch(job_id)
+        return {"job": job_id, "watching": True}
 
     def resume(self, job_id: str) -> dict:
         pid = self.store.holder(job_id)
@@ -120,25 +122,13 @@ def serve(home: Path, config) -> int:
 
 
 def _file_jobs(store, sup, log) -> None:
-    """At start: every unfinished job that nobody runs is run now (orphaned, overdue, or with
-    deliveries it has not seen) or at its wake-up time."""
-    from ..runner.jobs import job_info
-    wakes = dict(store.wakes())
-    now = time.time()
-    for job_id in store.ids():
-        try:
-            info = job_info(store, job_id)
-        except JobNotFoundError:
-            continue
-        if info.finished or info.state == "damaged" or info.pid is not None:
-            continue
-        when = wakes.get(job_id)
-        if when is not None and when > now:
-            sup.wake_at(job_id, when)
-        else:
-            log.info("job %s: %s, running it", job_id,
-                     "overdue" if when is not None else "orphaned")
-            sup.want(job_id)
+    """At start: every unfinished job that nobody runs is filed by the supervisor: run now
+    (orphaned, overdue, or with a delivery it awaits), at its wake-up time, or when a
+    delivery comes."""
+    from ..runner.jobs import list_jobs
+    for info in list_jobs(store):
+        if info.state != "damaged" and info.pid is None:
+            sup.settle(info.id)
 
 
 def _on_stop(sup) -> dict:

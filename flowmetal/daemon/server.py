@@ -8,6 +8,7 @@
     GET  /jobs/<id>/log                  its records, JSON lines; `?follow=1` streams (bearer)
     POST /jobs/<id>/cancel               cancel it                                    (bearer)
     POST /jobs/<id>/resume               run it now if no process holds it            (bearer)
+    POST /jobs/<id>/watch                go on with it when its foreground fm goes    (bearer)
 
 A delivery is durable in the job's inbox before the 2xx is sent. Every error is a status and a
 JSON body `{"error": "one line"}`. Bodies are limited (`[daemon] max_body`, 413), slow clients
@@ -43,6 +44,7 @@ ROUTES = [
     (re.compile(rf"/jobs/{_JOB}/events/(?P<name>[^/]+)\Z"), ("POST",), "send_event", True),
     (re.compile(rf"/jobs/{_JOB}/cancel\Z"), ("POST",), "cancel_job", True),
     (re.compile(rf"/jobs/{_JOB}/resume\Z"), ("POST",), "resume_job", True),
+    (re.compile(rf"/jobs/{_JOB}/watch\Z"), ("POST",), "watch_job", True),
 ]
 """(path pattern, method or methods, Handler method, needs the bearer token)."""
 
@@ -262,3 +264,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def resume_job(self, job: str):
         self._json(202, self.server.app.resume(self._job(job)))
+
+    def watch_job(self, job: str):
+        self._json(202, self.server.app.watch(self._job(job)))

@@ -18,8 +18,14 @@ import sys
 import threading
 import time
 
+from ..journal import TERMINAL_KINDS
+from ..runner.run import PARK_ENV
+
 RESTART_DELAY = 1.0
 RESTART_MAX = 300.0
+PARK_AFTER = 1.0
+"""A runner of the daemon parks its job when the job only waits, for longer than this
+(seconds): it then costs the daemon an index entry, and wakes within a second of its time."""
 
 
 class Supervisor:
@@ -34,6 +40,7 @@ class Supervisor:
         self.queue: dict[str, str] = {}           # job id -> "resume" | "cancel", in order
         self.running: dict[str, subprocess.Popen] = {}
         self.failures: dict[str, int] = {}
+        self.watched: set[str] = set()            # jobs a foreground fm runs, watched
         self.stopping = False
 
     # ---- what to run ----
@@ -109,27 +116,64 @@ class Supervisor:
             self.settle(job_id, crashed=status < 0 or status == 70)
 
     def settle(self, job_id: str, *, crashed: bool = False) -> None:
-        """Look at a job no runner of ours has (any more) and file it: finished, parked on a
-        wake-up time, or orphaned (run again, after a delay when its runner crashed)."""
-        from ..runner.jobs import job_info
+        """Look at a job no runner of ours has (any more) and file it: finished; parked (run
+        when a delivery it awaits is in its inbox, else at its wake-up time, else when a
+        delivery comes); or orphaned (run again, after a delay when its runner crashed)."""
         try:
-            info = job_info(self.store, job_id)
+            last = self.store.last(job_id) or {}
+            held = self.store.holder(job_id) is not None
         except Exception as e:     # a deleted or damaged job: nothing to run
             self.log.warning("job %s: %s", job_id, e)
             return
-        if info.finished or info.state == "damaged" or info.pid is not None:
+        if last.get("kind") in TERMINAL_KINDS or held:
             self.failures.pop(job_id, None)
             return
-        wake = dict(self.store.wakes()).get(job_id)
-        if wake is not None:
+        if last.get("kind") == "job.parked":
             self.failures.pop(job_id, None)
-            self.wake_at(job_id, wake)
-        elif crashed:
+            if awaited(self.store, job_id, last.get("waits") or []):
+                self.want(job_id)
+            elif last.get("until") is not None:
+                self.wake_at(job_id, last["until"])
+            return
+        if crashed:
             n = self.failures[job_id] = self.failures.get(job_id, 0) + 1
             delay = min(RESTART_DELAY * 2 ** (n - 1), RESTART_MAX)
             self.log.warning("job %s: its runner died; running it again in %gs", job_id, delay)
             self.wake_at(job_id, time.time() + delay)
         else:
+            self.want(job_id)
+
+    def watch(self, job_id: str) -> None:
+        """Watch a job another process runs (a foreground fm that handed it over): when that
+        process lets it go, however it went (done, SIGHUP, kill -9), file the job, so an
+        unfinished one goes on here. One thread per watched job, blocked in the store."""
+        with self.cond:
+            if job_id in self.watched:
+                return
+            self.watched.add(job_id)
+
+        def wait() -> None:
+            try:
+                self.store.wait_free(job_id)
+            except Exception as e:       # deleted meanwhile, or damaged
+                self.log.warning("job %s: cannot watch it: %s", job_id, e)
+                return
+            finally:
+                with self.cond:
+                    self.watched.discard(job_id)
+            if not self.stopping:
+                self.log.info("job %s: its foreground runner let it go", job_id)
+                self.settle(job_id)
+        threading.Thread(target=wait, daemon=True, name=f"watch-{job_id}").start()
+
+    def poke(self, job_id: str) -> None:
+        """A delivery came for the job: run it if it is parked and waits for it."""
+        try:
+            last = self.store.last(job_id) or {}
+        except Exception:
+            return
+        if last.get("kind") == "job.parked" and self.store.holder(job_id) is None \
+                and awaited(self.store, job_id, last.get("waits") or []):
             self.want(job_id)
 
     def stop(self, grace: float = 30.0) -> None:
@@ -149,6 +193,15 @@ class Supervisor:
                 _signal(p, "kill")
 
 
+def awaited(store, job_id: str, waits: list) -> bool:
+    """Whether the job's inbox holds a delivery one of its parked awaits would take."""
+    if not waits:
+        return False
+    from ..connectors.inbox import match
+    mail = store.mail(job_id)
+    return any(match(w, mail, set()) for w in waits if isinstance(w, dict))
+
+
 def _signal(proc: subprocess.Popen, how: str) -> None:
     try:
         getattr(proc, how)()
@@ -162,4 +215,5 @@ def runner_env() -> dict:
     env = dict(os.environ)
     if env.get("FM_HOME"):
         env["FM_HOME"] = os.path.abspath(env["FM_HOME"])
+    env.setdefault(PARK_ENV, str(PARK_AFTER))
     return env

@@ -21,6 +21,15 @@ _NAME_MAX = 32
 JOB_ID_RE = re.compile(r"[a-z0-9_-]{1,%d}-[a-z0-9]{%d}\Z" % (_NAME_MAX, _ID_SUFFIX_LEN))
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{22,86}\Z")
 """A callback token: `secrets.token_urlsafe` text of 128 to 512 bits."""
+
+
+def callback_token(target: str) -> str | None:
+    """The token of a callback given as its URL (`<base>/callbacks/<token>`, a query allowed)
+    or as the token itself; None when `target` holds none."""
+    token = target.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    return token if TOKEN_RE.match(token) else None
+
+
 EVENT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 """An event name (`await --event NAME`, `fm send JOB NAME`)."""
 
@@ -146,6 +155,11 @@ class JobStore(ABC):
     @abstractmethod
     def holder(self, job_id: str) -> int | None:
         """The pid of the live process holding the job's lease (-1: unknown pid), else None."""
+
+    @abstractmethod
+    def wait_free(self, job_id: str) -> None:
+        """Block until no live process holds the job's lease; at once when none does (the
+        daemon watches a foreground runner this way, to go on with a job whose runner died)."""
 
     @abstractmethod
     def delete(self, job_id: str) -> None:

@@ -120,6 +120,9 @@ class JsonlStore(JobStore):
     def holder(self, job_id: str) -> int | None:
         return JobLock.holder(self.dir(job_id))
 
+    def wait_free(self, job_id: str) -> None:
+        JobLock.wait_free(self.dir(job_id))
+
     # ---- reading ----
 
     def ids(self) -> list[str]:
@@ -309,6 +312,8 @@ class JsonlLease(Lease):
         _write_file(tmp, json.dumps({"key": key, "taken": True}).encode(),
                     sync=self.journal.fsync)
         os.replace(tmp, target)
+        if self.journal.fsync:      # a later snapshot must never outlive the tombstone
+            fsync_dir(inbox)
 
     def set_wake(self, when: float | None) -> None:
         wake = private_dir(self.store.home / "wake", follow=False)

@@ -121,6 +121,23 @@ class JobLock:
         finally:
             os.close(fd)  # also drops our probe lock
 
+    @staticmethod
+    def wait_free(job_dir, name: str = "lock") -> None:
+        """Block until no live process holds the lock (at once when none does): a shared
+        flock waits for the holder's exclusive one to go, however its holder went."""
+        try:
+            fd = os.open(Path(job_dir) / name, os.O_RDONLY | os.O_CLOEXEC | _SAFE)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise JournalError(f"{job_dir}/lock: cannot open the job's lock ({e.strerror})") \
+                from None
+        try:
+            _check_regular(fd, Path(job_dir) / name)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)  # drops the shared lock at once: the job is free for anyone
+
     def __enter__(self) -> "JobLock":
         return self
 

@@ -94,15 +94,18 @@ REQUEST = Obj({}, {"op": str,
     "cwd": str, "stages": List(STAGE), "until": NUM, "deadline": NUM, "why": str, "once": bool,
     "path": str, "path2": str, "mode": str, "test": str, "display": str, "pattern": str,
     "data": str, "target": dict, "fd": INT, "off": INT, "at": dict, "format": str,
-    "times": list, "tz": Either(str, NULL), "user": str})
+    "times": list, "tz": Either(str, NULL), "user": str,
+    "job": str, "name": str, "method": str, "key": str, "event": str})
+DELIVERY = Obj({}, {"method": str, "query": Dict(str), "headers": Dict(str), "body": str,
+                    "data": str})
 RESULT = Obj({}, {
     # a stream's start gives null for the stages still running (connectors/streams.py)
     "status": Either(INT, List(Either(INT, NULL))),
     "out": str, "err": str, "error": str, "errors": dict,
-    "timeout": bool, "stopped": bool, "unknown": bool, "eof": bool, "woken": bool,
+    "timeout": bool, "expired": bool, "stopped": bool, "unknown": bool, "eof": bool, "woken": bool,
     "result": bool, "matches": List(str), "line": Either(str, NULL), "data": str, "now": NUM,
     "text": str, "texts": List(str), "path": str, "int": INT, "home": Either(str, NULL),
-    "already": INT})
+    "already": INT, "token": str, "url": str, "key": str, "delivery": DELIVERY})
 CELL = Obj({}, {"s": str, "a": Either(List(Either(str, NULL)), Dict(str)),  # list: old jobs
                 "A": Dict(str), "n": str, "x": INT, "r": INT, "i": INT, "c": str})
 SETTINGS = Obj({}, {"retry": Obj({}, {"attempts": INT, "delay": NUM, "backoff": NUM,
@@ -118,7 +121,7 @@ STATE = Obj({"format": (2,), "job": str, "step": INT, "argv0": str, "branches": 
              "nbr": INT, "exits": Dict(dict), "nend": INT,
              "bufs": Dict(Obj({"d": str}, {"p": INT})), "nid": INT, "units": Dict(dict),
              "settings": SETTINGS}, {
-    "pid": Either(INT, NULL), "done": dict})
+    "pid": Either(INT, NULL), "done": dict, "cbs": Dict(str)})
 PENDING = Obj({"step": INT, "req": REQUEST, "started": bool}, {"br": str, "at": dict})
 LARGE = List(Obj({"at": List(Either(str, INT)), "sha256": str, "len": INT}))
 ERROR = Obj({"message": str}, {"unit": str, "span": List(INT), "status": INT})
@@ -149,6 +152,8 @@ KINDS = {
     "effect.started": Obj({"step": INT, "req": REQUEST},
                           {"br": str, "rerun": bool, "at": dict, **_COMMON}),
     "effect.done": Obj({"step": INT, "res": RESULT}, {"br": str, **_COMMON}),
+    "job.parked": Obj({"step": INT, "until": Either(NUM, NULL), "waits": List(REQUEST)},
+                      _COMMON),
     "main.ended": Obj({"step": INT, "waiting": List(Either(str, INT))}, _COMMON),
     "job.finished": Obj({"status": INT}, {"step": INT, **_COMMON}),
     "job.failed": Obj({"status": INT, "error": ERROR}, {"step": INT, **_COMMON}),

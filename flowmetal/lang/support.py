@@ -470,6 +470,21 @@ HELP: dict[str, tuple] = {
              "raw, others compact; a missing path is status 1 unless DEFAULT is given), "
              "`build` makes an object from field=string and field:=rawjson items.",
              "id=$(curl -fsS \"$url\" | json get '.items[0].id')"),
+    "callback": ("callback [--name NAME] [--method GET|POST]",
+                 "Registers a one-shot callback and prints its URL, <base>/callbacks/<token> "
+                 "(the daemon's address or [daemon] public_url; the daemon is started if none "
+                 "runs). The token (192 bits) is stored before the URL is printed. The first "
+                 "request to the URL is kept for `await`, whenever it comes; later ones get "
+                 "409. --name names it in `fm ps`; --method GET answers other methods with 405.",
+                 "url=$(callback --name approve); mail -s approve ops <<< \"$url\""),
+    "await": ("await CALLBACK [--timeout D]\nawait --event NAME [--timeout D]",
+              "Waits for the callback (its URL or token) to be requested and prints the "
+              "request's body (for GET, its query as a JSON object); sets CALLBACK_METHOD and "
+              "CALLBACK_HEADERS (JSON). With --event, waits for the next event NAME sent to "
+              "the job (`fm send JOB NAME DATA`, POST /jobs/JOB/events/NAME) and prints its "
+              "data; events queue per name, in order. A delivery that came earlier is kept "
+              "until awaited; each is consumed once. Status 124 when D passes first.",
+              "await \"$url\" --timeout 2d > decision.json"),
     # control
     "true": (": [ARG...]\ntrue [ARG...]", "Does nothing and succeeds (status 0).",
              "while true; do poll || break; done"),

@@ -1,4 +1,5 @@
-"""Durable builtins (SPEC 1.4): sleep, now, retry, timeout, once, json, and journaled variables.
+"""Durable builtins (SPEC 1.4): sleep, now, callback, await, retry, timeout, once, json, and
+journaled variables.
 
 `retry` and `timeout` run their body in a frame of its own under a *controller* frame whose
 code is built here (the `sys` unit). The controller is ordinary machine code: its handler
@@ -24,7 +25,7 @@ SYS_CODES = {
                     ("TIMEOUT_FAILED",)],
 }
 
-DURABLE = {"sleep", "retry", "timeout", "once", "now", "json"}
+DURABLE = {"sleep", "retry", "timeout", "once", "now", "json", "callback", "await"}
 
 
 class _SysCode:
@@ -112,6 +113,100 @@ def b_json(c):
         c.err(err if err.endswith("\n") else err + "\n")
         c.msg = err.strip().splitlines()[0]
     return status
+
+
+# -- callback and await (connectors/inbox.py) ---------------------------------------------------
+
+def _flags(c, args: list, names: dict) -> tuple[dict, list]:
+    """`--name VALUE` / `--name=VALUE` options of `names` ({flag: key}) and the operands."""
+    opts, rest = {}, []
+    while args:
+        a = args.pop(0)
+        flag, eq, value = a.partition("=")
+        if flag in names:
+            if not eq:
+                if not args:
+                    raise ShellError(2, f"{c.argv[0]}: {flag} needs a value", c.span)
+                value = args.pop(0)
+            opts[names[flag]] = value
+        elif a.startswith("--") and a != "--":
+            raise ShellError(2, f"{c.argv[0]}: unknown option `{a}`", c.span)
+        else:
+            rest.append(a)
+    return opts, rest
+
+
+@builtin("callback")
+def b_callback(c):
+    opts, rest = _flags(c, c.argv[1:], {"--name": "name", "--method": "method"})
+    if rest:
+        raise ShellError(2, "callback: usage: callback [--name NAME] [--method GET|POST]", c.span)
+    method = opts.get("method", "").upper()
+    if method not in ("", "GET", "POST"):
+        raise ShellError(2, f"callback: --method must be GET or POST, not `{opts['method']}`",
+                         c.span)
+    req = {"op": "callback", "job": c.vm.state["job"]}
+    if opts.get("name"):
+        req["name"] = opts["name"]
+    if method:
+        req["method"] = method
+    res = c.effect(req)
+    if res.get("error"):
+        c.err(f"fm: {res['error']}\n")
+        return c.fail(res["error"])
+    if opts.get("name"):      # for `fm ps` and the status line: what an await waits for
+        c.vm.state.setdefault("cbs", {})[res["token"]] = opts["name"]
+    c.out(res["url"] + "\n")
+    return 0
+
+
+@builtin("await")
+def b_await(c):
+    opts, rest = _flags(c, c.argv[1:], {"--event": "event", "--timeout": "timeout"})
+    if len(rest) != (0 if "event" in opts else 1):
+        raise ShellError(2, "await: usage: await CALLBACK [--timeout D] | "
+                            "await --event NAME [--timeout D]", c.span)
+    req = {"op": "await", "job": c.vm.state["job"]}
+    if "event" in opts:
+        from flowmetal.journal.jobstore import EVENT_RE
+        if not EVENT_RE.match(opts["event"]):
+            raise ShellError(2, f"await: bad event name `{opts['event']}` "
+                                "(1-64 of A-Z a-z 0-9 _ . -)", c.span)
+        req["event"] = opts["event"]
+        req["why"] = f"await --event {opts['event']}"
+    else:
+        req["key"] = _token_of(c, rest[0])
+        name = c.vm.state.get("cbs", {}).get(req["key"])
+        if name:
+            req["name"] = name
+        req["why"] = f"await {rest[0]}"     # the URL, on the status line of a terminal
+    if "timeout" in opts:
+        seconds = _duration(c, opts["timeout"], "await --timeout")
+        req["until"] = c.effect(clock_request(c))["now"] + seconds
+    res = c.effect(req)
+    if res.get("expired"):
+        label = f" after {opts['timeout']}" if "timeout" in opts else ""
+        return c.fail(f"await: nothing came{label}", 124)
+    data = res["delivery"]
+    if "event" in opts:
+        c.out(str(data.get("data", "")))
+        return 0
+    import json
+    method = str(data.get("method", ""))
+    c.vm.assign_named("CALLBACK_METHOD", method, span=c.span)
+    c.vm.assign_named("CALLBACK_HEADERS", json.dumps(data.get("headers") or {}), span=c.span)
+    c.out(json.dumps(data.get("query") or {}) if method == "GET"
+          else str(data.get("body", "")))
+    return 0
+
+
+def _token_of(c, target: str) -> str:
+    """The token of a callback given as its URL (what `callback` printed) or as the token."""
+    from flowmetal.journal.jobstore import callback_token
+    token = callback_token(target)
+    if token is None:
+        raise ShellError(2, f"await: `{target[:80]}` is not a callback URL or token", c.span)
+    return token
 
 
 # -- retry and timeout -------------------------------------------------------------------------

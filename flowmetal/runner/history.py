@@ -517,6 +517,24 @@ def _show_read_chunk(req: dict) -> str:
     return f"read_chunk  {_clip(str(name))} @{req.get('off', 0)}"
 
 
+def _show_await(req: dict, started) -> str:
+    """`await  event go until 17:20:59Z` / `await  await callback approve`."""
+    what = f"event {req['event']}" if "event" in req else _clip(str(req.get("why") or "callback"))
+    until = req.get("until")
+    return f"await  {what}" + (f" until {utc_time(until, started)}" if _number(until) else "")
+
+
+def _result_await(res: dict) -> str:
+    """`event go #2 (3 chars)`, `callback POST (11 chars)`, `expired`."""
+    if res.get("expired"):
+        return "expired"
+    key, got = str(res.get("key", "")), res.get("delivery") or {}
+    if key.startswith("event:"):
+        _, name, n = key.split(":", 2)
+        return f"event {name} #{n.lstrip('0')} ({len(str(got.get('data', '')))} chars)"
+    return f"callback {got.get('method', '')} ({len(str(got.get('body', '')))} chars)"
+
+
 # How `fm log` shows each kind of effect (flowmetal/effects.py names an op's kind: `log`).
 _SHOW_REQUEST = {
     "sleep": _show_sleep,
@@ -529,6 +547,9 @@ _SHOW_REQUEST = {
     "read_line": lambda req, started: f"read_line  fd {req.get('fd', 0)}",
     "read_chunk": lambda req, started: _show_read_chunk(req),
     "stream": lambda req, started: _show_stream(req),
+    "callback": lambda req, started: "callback  " + " ".join(
+        _clip(str(req[k]), 40) for k in ("name", "method") if k in req),
+    "await": _show_await,
 }
 _SHOW_RESULT = {
     "sleep": lambda res: "woken" if res.get("woken") else "woke",
@@ -543,4 +564,6 @@ _SHOW_RESULT = {
     "read_chunk": lambda res: (f"{len(str(res.get('data', '')))} chars"
                                + (", EOF" if res.get("eof") else "")),
     "stream": _result_stream,
+    "callback": lambda res: _clip(str(res.get("url", "")), 100),
+    "await": _result_await,
 }

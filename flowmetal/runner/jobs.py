@@ -19,9 +19,10 @@ class JobInfo:
     """The name part of the id (script stem or --name)."""
 
     state: str
-    """running, sleeping (a live runner waits on a timer), done, failed, cancelled, orphaned
-    or damaged (a record it read fails its check: `fm log` names the line); waiting comes with
-    the daemon."""
+    """running, sleeping (it only waits for timers), waiting (for a callback or an event),
+    done, failed, cancelled, orphaned (unfinished, and no process runs it or parked it) or
+    damaged (a record it read fails its check: `fm log` names the line). A sleeping or waiting
+    job has a pid while a runner waits in it, none while it is parked (docs/daemon.md)."""
 
     since: str | None
     """RFC 3339 time of the job's last record: when it entered its current state."""
@@ -87,32 +88,53 @@ def job_info(store: JobStore, job_id: str) -> JobInfo:
     waiting_on = None
     if state in ("running", "orphaned"):
         try:
-            waiting_on, asleep = _waiting_on(store, job_id)
+            waiting_on, waits = _waiting_on(store, job_id)
         except (JournalError, OSError) as e:
-            waiting_on, asleep = None, False
+            waiting_on, waits = None, None
             state = state if getattr(e, "unborn", False) else "damaged"
-        if asleep and state == "running":
-            state = "sleeping"
+        if waits is not None and (state == "running" or last.get("kind") == "job.parked"):
+            state = waits
     step = last.get("step") if last else None
     return JobInfo(
         id=job_id, name=(first or {}).get("name", name), state=state,
         since=(last or {}).get("ts"), steps=step if isinstance(step, int) else 0,
         started=(first or {}).get("ts"), filename=(first or {}).get("filename"),
         status=status if isinstance(status, int) else None,
-        pid=pid if state in ("running", "sleeping") and pid and pid > 0 else None,
+        pid=pid if state in ("running", "sleeping", "waiting") and pid and pid > 0 else None,
         waiting_on=waiting_on)
 
 
-def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, bool]:
-    """What an unfinished job waits for, from its effects in flight: (text or None, whether it
-    only sleeps). A job whose main code has ended waits for its branches."""
+def _waiting_on(store: JobStore, job_id: str) -> tuple[str | None, str | None]:
+    """What an unfinished job waits for, from its effects in flight: (text or None; "sleeping"
+    or "waiting" when it does nothing but wait, else None). A job whose main code has ended
+    waits for its branches."""
     flight, waiting = in_flight(store, job_id)
-    wakes = [_timer_of(req) for req in flight.values()]
-    if wakes and all(w is not None for w in wakes):
-        return f"timer until {rfc3339_utc(min(wakes))}", True
+    told = describe_waits(list(flight.values()))
+    if told is not None:
+        return told
     if waiting is not None:
-        return f"branches {', '.join(map(str, waiting))}", False
-    return None, False
+        return f"branches {', '.join(map(str, waiting))}", None
+    return None, None
+
+
+def describe_waits(reqs: list) -> tuple[str, str] | None:
+    """(`callback approve, event go, timer until …`, "waiting" or "sleeping") when every
+    request is a wait (`sleep`, `await`); None otherwise."""
+    awaits, wakes = [], []
+    for req in reqs:
+        effect = EFFECTS.get(req.get("op")) if isinstance(req, dict) else None
+        if effect is None or not effect.waits:
+            return None
+        if effect.delivery:
+            awaits.append(f"event {req['event']}" if "event" in req else
+                          f"callback {req['name']}" if req.get("name") else "callback")
+        wake = _timer_of(req)
+        if wake is not None:
+            wakes.append(wake)
+    if not awaits and not wakes:
+        return None
+    texts = awaits + ([f"timer until {rfc3339_utc(min(wakes))}"] if wakes else [])
+    return ", ".join(texts), "waiting" if awaits else "sleeping"
 
 
 def in_flight(store: JobStore, job_id: str) -> tuple[dict, list | None]:
@@ -152,8 +174,8 @@ def _main_waits(state) -> list | None:
 
 
 def _timer_of(req) -> float | None:
-    """When a `sleep` request wakes: its `until`, or its `deadline` when that comes first;
-    None for any other request."""
+    """When a wait ends by itself: its `until`, or its `deadline` when that comes first; None
+    for any other request, and for an await without either."""
     effect = EFFECTS.get(req.get("op")) if isinstance(req, dict) else None
     if effect is None or not effect.waits:
         return None

@@ -45,6 +45,15 @@ BATCH_DELAY = 0.05
 its fsync (docs/journal.md)."""
 
 CANCELLED_STATUS = 130
+PARKED_STATUS = 75
+"""A runner's exit status when it parked its job (EX_TEMPFAIL: run it again later)."""
+HAND_OVER_ENV = "FM_HAND_OVER"
+"""`0`: a foreground job is never handed to the daemon (docs/cli.md; the test suite sets it)."""
+HAND_OVER_AFTER = 60.0
+"""Seconds of nothing but timers after which a foreground job is handed to the daemon."""
+PARK_ENV = "FM_PARK_AFTER"
+"""Set by the daemon for its runners: a job whose every effect is a wait that ends more than
+this many seconds from now (or never: an await without --timeout) is parked."""
 
 ONCE_UNKNOWN_STATUS = 125
 """Each stage's status of a `once` command that a crash interrupted (outcome unknown)."""
@@ -297,6 +306,9 @@ class Runner:
         self.snapshot_end = 0            # the journal's size right after it
         # Requests completed since the last snapshot; None when the journal has no snapshot yet.
         self.since_snapshot = since_snapshot
+        park = os.environ.get(PARK_ENV)
+        self.park_after = float(park) if park else None   # None: never park (foreground)
+        self.handed = os.environ.get(HAND_OVER_ENV) == "0"  # the daemon watches it, or never
 
     def add(self, entries: list) -> None:
         """Note new requests of the machine (pending entries from start/feed/cancel)."""
@@ -311,7 +323,7 @@ class Runner:
         if _EARLY[0] is not None:   # `fm cancel` came while the job was being taken or replayed
             token.set(_EARLY[0])
             _EARLY[0] = None
-        sched = Scheduler(self.term, token)
+        sched = Scheduler(self.term, token, self.journal.lease.inbox)
         _FOREGROUND[0] = (token, sched)
         old = _install(_on_cancel_signal)
         try:
@@ -322,6 +334,10 @@ class Runner:
                     break
                 if not sched.outstanding():
                     raise RuntimeError("the machine awaits nothing but has not ended")
+                if self.park_after is not None and not token.is_set() and self._park(sched):
+                    return PARKED_STATUS
+                if self.park_after is None and not self.handed:
+                    self._hand_over(sched)
                 try:
                     got = sched.next()
                 except KeyboardInterrupt:
@@ -506,7 +522,10 @@ class Runner:
         order (while that fsync runs, with fsync "always"); then the timers the machine cut
         short (a `wait` under a deadline whose branch ended)."""
         world = any(self._result_must_sync(self.pending[step]) for step, _ in done)
-        now = world and self.sync_mode != "batch"
+        taken = [res["key"] for step, res in done if _delivered(self.pending[step]["req"], res)]
+        # A delivery leaves the inbox only once a synced record holds it (G3), whatever the
+        # fsync setting: deliveries are few, and one lost would be lost for good.
+        now = (world and self.sync_mode != "batch") or bool(taken)
         if not now and not all(self._result_stable(self.pending[step]) and not
                                (isinstance(res, dict) and res.get("error")) for step, res in done):
             self.volatile = True        # a failure may come out otherwise when run again
@@ -536,6 +555,8 @@ class Runner:
                 self._flusher = None
         elif world:
             self._durable_soon()
+        for key in taken:
+            self.journal.lease.take(key)
         for entries in fed if fed is not None else _machine_step(feed):
             self.add(entries)
         self._note_main_end()
@@ -551,6 +572,48 @@ class Runner:
                 self._start(step, p)
             sched.unpark(step)
             self._complete(step, {"woken": True}, sched)
+
+    def _park(self, sched) -> bool:
+        """Park the job when it only waits, and for longer than `park_after`: its wake-up time
+        goes into the store's index and a synced `job.parked` record says what it waits for
+        (docs/daemon.md); the caller then lets the job go. The daemon runs it again when the
+        time comes or a delivery it waits for arrives; the waits run again then (a sleep's
+        `until` is fixed, so it only waits for what is left)."""
+        waits = sched.parked()
+        if waits is None:
+            return False
+        due, awaits = waits
+        from ..connectors.clock import get_clock
+        if due - get_clock().now() <= self.park_after:
+            return False
+        until = None if due == float("inf") else due
+        self.journal.lease.set_wake(until)
+        self.journal.append("job.parked", {
+            "step": self.machine.state["step"], "until": until,
+            "waits": awaits})
+        self.unsynced = self.volatile = False
+        return True
+
+    def _hand_over(self, sched) -> None:
+        """A foreground job that waits for a delivery, or only waits and for longer than
+        HAND_OVER_AFTER, is handed to the daemon (started if none runs), which watches this
+        process: if it goes (SIGHUP, kill -9) before the job ends, the daemon goes on with the
+        job. Once per runner; a failure is said once, and the job goes on here."""
+        waits = sched.parked()
+        if waits is None:
+            return
+        from ..connectors.clock import get_clock
+        clock = get_clock()
+        if clock.fake or (not waits[1] and waits[0] - clock.now() <= HAND_OVER_AFTER):
+            return
+        self.handed = True
+        from ..daemon.client import watch
+        from ..errors import FlowmetalError
+        try:
+            watch(self.job_id)
+        except (FlowmetalError, OSError) as e:
+            self.term.write(2, f"fm: the daemon cannot watch job {self.job_id} ({e}); it goes "
+                               "on only while this fm runs\n".encode("utf-8", "replace"))
 
     def _note_main_end(self) -> None:
         """Once, when the main code has ended but branches still run: a `main.ended` record
@@ -576,7 +639,7 @@ class Runner:
         self.add(_machine_step(lambda: self.machine.cancel(reason)))
         token = CancelToken()
         token.second = True
-        sched = Scheduler(self.term, token)
+        sched = Scheduler(self.term, token, self.journal.lease.inbox)
         self.wake(sched)
         _FOREGROUND[0] = (token, sched)
         return token, sched
@@ -741,6 +804,12 @@ def _stop_survivors(req: dict) -> None:
             stop_survivors(key)
 
 
+def _delivered(req: dict, res) -> bool:
+    """Whether an effect's result consumed a delivery from the job's inbox (an await's)."""
+    return EFFECTS[req["op"]].delivery and isinstance(res, dict) and \
+        isinstance(res.get("key"), str)
+
+
 def _write_key(req: dict) -> str | None:
     """The file a builtin's write goes to (its path as given, made absolute), else None."""
     if req.get("op") != "write":
@@ -896,6 +965,8 @@ def _resume_leased(lease: Lease, *, term, config: Config, cancel: str | None) ->
         if last["kind"] in TERMINAL_KINDS:
             status = last.get("status", "?")
             raise JobFinishedError(f"job {job_id} already finished (status {status})")
+        if last["kind"] == "job.parked":
+            lease.set_wake(None)    # it runs now; if it parks again, it says until when
         journal = JobJournal(lease, created=False, last_seq=last["seq"])
         runner = replay(job_id, journal, first, snap, after, term, config=config)
         runner.sync_mode = config.journal.fsync
@@ -986,6 +1057,10 @@ def _replay_record(runner: Runner, rec: dict, env: dict, note: str) -> None:
         if p is None or not p["started"]:
             raise _diverged(runner.journal.lease, rec, p, note)
         del pending[step]
+        if _delivered(p["req"], rec.get("res")):
+            # Its record is durable: if a crash came before the delivery left the inbox, it
+            # leaves now (taking twice is harmless), so no later await sees it again.
+            runner.journal.lease.take(rec["res"]["key"])
         runner.add(runner.machine.feed(step, rec.get("res")))
         if runner.since_snapshot is not None:
             runner.since_snapshot += 1

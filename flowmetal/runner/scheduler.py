@@ -4,8 +4,10 @@ The runner hands the scheduler every request the machine makes (`submit`) and ta
 completions back one at a time (`next`), in the order they finish; it journals each and feeds
 it to the machine, so replay can feed them in the same order. A lone effect runs inline in
 the runner's thread (no thread hop for the common, sequential script); when several are
-outstanding each runs in a worker thread. Waiting effects (`sleep`) cost no thread: they are
-parked in a heap of due times, and the runner's thread sleeps until the first one is due.
+outstanding each runs in a worker thread. Waiting effects (`sleep`, `await`) cost no thread:
+they are parked in a heap of due times, and the runner's thread sleeps until the first one is
+due; while an `await` is parked it also looks at the job's inbox every inbox.POLL seconds and
+completes the await with the first delivery it matches.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import threading
 import time
 
 from ..connectors import EFFECTS, LineTerm, perform
+from ..connectors import inbox as deliveries
 from ..connectors.clock import get_clock
 
 POLL = 0.2
@@ -42,11 +45,14 @@ class CancelToken:
 class Scheduler:
     """The effects of one job in flight; one instance per runner."""
 
-    def __init__(self, term, token: CancelToken):
+    def __init__(self, term, token: CancelToken, inbox=None):
         self.term = term
         self.token = token
+        self.inbox = inbox               # () -> {key: data}: the job's deliveries (awaits)
         self.ready: list = []            # (step, req) submitted, not started yet
-        self.timers: list = []           # heap of (due, step, req, cut) for parked sleeps
+        self.timers: list = []           # heap of (due, step, req, cut) for parked waits
+        self.awaiting: dict = {}         # step -> req of the parked awaits (also in timers)
+        self.claimed: set = set()        # inbox keys given to an await of this runner
         self.running: dict = {}          # step -> req, performed in a worker thread
         self.done = None                 # the completion queue, made with the first thread
         self.lock = threading.Lock()     # serialises whole lines written to the terminal
@@ -60,6 +66,7 @@ class Scheduler:
     def unpark(self, step: int) -> None:
         """Forget a submitted timer (the machine cut it short: its result is given instead)."""
         self.ready = [r for r in self.ready if r[0] != step]
+        self.awaiting.pop(step, None)
         kept = [t for t in self.timers if t[1] != step]
         if len(kept) != len(self.timers):
             self.timers = kept
@@ -87,11 +94,14 @@ class Scheduler:
             self.inline = False
 
     def _start(self, step: int, req: dict) -> None:
-        if EFFECTS[req["op"]].waits:
-            until = float(req["until"])
+        effect = EFFECTS[req["op"]]
+        if effect.waits:
             deadline = req.get("deadline")
+            until = deliveries.due({"until": req.get("until")})
             cut = deadline is not None and deadline <= until
             heapq.heappush(self.timers, (deadline if cut else until, step, req, cut))
+            if effect.delivery:
+                self.awaiting[step] = req
             return
         if self._pool is None:
             import queue
@@ -109,27 +119,71 @@ class Scheduler:
             if self.token.is_set():
                 self._clear_status()
                 return None
-            if self.timers and (not self.running or not clock.fake):
-                due, step, req, cut = self.timers[0]
-                now = clock.now()
-                if now >= due or (clock.fake and not self.running):
-                    heapq.heappop(self.timers)
-                    self._clear_status()
-                    if clock.fake and now < due:
-                        clock.sleep_until(due)
-                    res = {"now": clock.now()}
-                    if cut:
-                        res["timeout"] = True
-                    return step, res
-                self._show_status(req, now, due)
-                timeout = min(POLL, max(due - now, 0.001))
+            got = self._delivered()
+            if got is None and self.timers and (not self.running or not clock.fake):
+                got, timeout = self._timer(clock)
             else:
                 timeout = POLL
-            got = self._get(timeout)
             if got is None:
-                continue
-            self._clear_status()
-            return got
+                if self.awaiting:
+                    timeout = min(timeout, deliveries.POLL)
+                got = self._get(timeout)
+            if got is not None:
+                self._clear_status()
+                return got
+
+    def _timer(self, clock):
+        """(the first parked wait as a completion if it is due, else None; how long to wait
+        for it). With the fake clock, time jumps to the first `sleep` when nothing else runs;
+        an await's time passes only as the clock's file is moved on (tests deliver meanwhile)."""
+        due, step, req, cut = self.timers[0]
+        now = clock.now()
+        if clock.fake and not self.running and now < due:
+            sleeps = [t for t in self.timers if t[1] not in self.awaiting]
+            if sleeps:
+                due, step, req, cut = min(sleeps)
+                clock.sleep_until(due)
+                now = due
+        if now < due:
+            self._show_status(req, now, due)
+            return None, min(POLL, max(due - now, 0.001))
+        self.timers.remove((due, step, req, cut))
+        heapq.heapify(self.timers)
+        if self.awaiting.pop(step, None) is not None:
+            return (step, {"timeout": True} if cut else {"expired": True}), 0.0
+        res = {"now": clock.now()}
+        if cut:
+            res["timeout"] = True
+        return (step, res), 0.0
+
+    def parked(self) -> tuple[float, list] | None:
+        """When every outstanding effect is a wait (sleeps and awaits only, and no delivery
+        an await would take is in the inbox): (when the first ends by itself, infinity for
+        none; the await requests). None otherwise: the job has work to do or see."""
+        if self.running or any(not EFFECTS[r["op"]].waits for _, r in self.ready):
+            return None
+        while self.ready:
+            self._start(*self.ready.pop(0))
+        if not self.timers:
+            return None
+        if self.awaiting and self.inbox is not None:
+            mail = self.inbox()
+            if any(deliveries.match(r, mail, self.claimed) for r in self.awaiting.values()):
+                return None
+        return self.timers[0][0], [self.awaiting[s] for s in sorted(self.awaiting)]
+
+    def _delivered(self):
+        """A parked await completed by a delivery in the inbox, or None."""
+        if not self.awaiting or self.inbox is None:
+            return None
+        mail = self.inbox()
+        for step in sorted(self.awaiting):
+            got = deliveries.match(self.awaiting[step], mail, self.claimed)
+            if got is not None:
+                self.unpark(step)
+                self.claimed.add(got[0])
+                return step, {"key": got[0], "delivery": got[1]}
+        return None
 
     def _get(self, timeout: float):
         """A completion from a worker thread, within `timeout` seconds, or None."""
@@ -174,6 +228,7 @@ class Scheduler:
         running ones to stop; their results are dropped."""
         self.ready.clear()
         self.timers.clear()
+        self.awaiting.clear()
         end = time.monotonic() + ABANDON_GRACE
         while self.running and time.monotonic() < end:
             self._get(max(end - time.monotonic(), 0.01))

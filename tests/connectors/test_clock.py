@@ -235,7 +235,7 @@ def test_exec_stopped_at_its_deadline(term, env, tmp_path):
     res = perform(req, term)
     late = time.time() - deadline
     assert res == {"status": [143], "stopped": True, "timeout": True}
-    assert -0.01 <= late < 0.3
+    assert -0.01 <= late < 1.0      # ~0.1 s (the poll); 10x that for a loaded machine
     assert gone(int(pidfile.read_text()))
 
 

@@ -91,6 +91,7 @@ def env(tmp_path) -> dict:
     cfg.write_text('[daemon]\nlisten = "127.0.0.1:0"\n')
     e = dict(os.environ, FM_HOME=str(home), FM_CONFIG=str(cfg), PYTHONPATH=str(ROOT))
     e.pop("FM_CRASH_AT", None)
+    e.pop("FM_HAND_OVER", None)
     return e
 
 

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from .conftest import fm, wait_for
+from .conftest import Daemon, fm, wait_for
 
 
 def test_start_status_stop(env, tmp_path):
@@ -67,7 +67,9 @@ def test_detached_run_with_a_syntax_error_creates_nothing(env, tmp_path):
     assert fm("daemon", "status", env=env).returncode == 3
 
 
-def test_orphans_are_resumed_at_start(env, tmp_path, daemon):
+def test_orphans_are_resumed_at_start(env, tmp_path):
+    env["FM_PARK_AFTER"] = "3600"       # the runner waits in the job instead of parking it
+    daemon = Daemon(Path(env["FM_HOME"]), env).start()
     script = tmp_path / "long.fm"
     script.write_text("echo one\nsleep 2\necho two\n")
     r = fm("run", "-d", script, env=env)
@@ -83,6 +85,7 @@ def test_orphans_are_resumed_at_start(env, tmp_path, daemon):
     wait_for(lambda: '"state":"done"' in fm("ps", "-a", "--json", env=env).stdout,
              what="the job to finish after the restart")
     assert fm("log", job, "--output", env=env).stdout == "one\ntwo\n"
+    daemon.stop()
 
 
 def _holder(env, job):

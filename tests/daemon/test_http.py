@@ -21,9 +21,10 @@ TOKEN = "T" * 43
 
 @pytest.fixture
 def sleeper(daemon, env, tmp_path):
-    """A job the daemon runs that sleeps long enough for the test (its runner holds it)."""
+    """A job the daemon runs that sleeps long enough for the test (its runner holds it: a
+    program runs, so it is not parked)."""
     script = tmp_path / "wait.fm"
-    script.write_text("sleep 60\n")
+    script.write_text("/bin/sleep 60\n")
     job = fm("run", "-d", script, env=env).stdout.strip()
     wait_for(lambda: JsonlStore(daemon.home).holder(job), what="the runner")
     yield job

@@ -156,7 +156,7 @@ def test_mapfile_of_10000_lines_is_one_read_and_fast(tmp_path):
     elapsed = time.perf_counter() - t0
     assert out == "10000 1 10000\n"
     assert ops(reqs)["read_chunk"] == 1
-    assert elapsed < 2.0            # it took minutes when every line was an effect
+    assert elapsed < 20.0           # ~0.3 s (10x that, loaded); minutes when every line was an effect
 
 
 def test_the_terminal_is_still_read_a_line_per_effect(tmp_path):

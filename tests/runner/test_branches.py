@@ -98,7 +98,7 @@ def test_twenty_branches_of_sleep_one_take_about_one_second(w, h):
     r = fm("t.fm", cwd=w, home=h)
     took = time.monotonic() - t0
     assert (r.returncode, r.stdout, r.stderr) == (0, "last 20\n", "")
-    assert 0.9 < took < 6, took
+    assert 0.9 < took < 10, took       # 10x the ~1 s it takes; one after another: 20 s+
     # they overlapped: all 20 were started before the first one was done
     _, path = job_of(h)
     execs = [r for r in records(path) if r["kind"].startswith("effect.") and "br" in r]
@@ -114,7 +114,7 @@ def test_thirty_durable_sleeps_in_branches_run_at_once(w, h):
     r = fm("t.fm", cwd=w, home=h)
     took = time.monotonic() - t0
     assert (r.returncode, r.stdout.strip()) == (0, "30"), r.stderr
-    assert 0.9 < took < 6, took
+    assert 0.9 < took < 10, took       # 10x the ~1 s it takes; one after another: 20 s+
     assert sorted((w / "done.txt").read_text().split(), key=int) == [str(i) for i in range(1, 31)]
 
 
@@ -272,7 +272,7 @@ def test_cancel_runs_every_branch_finally(w, h, how):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
-    assert took < 6, took
+    assert took < 10, took             # the sleeps are 30 s
     assert out == "" and "Traceback" not in err
     assert sorted((w / "cleanup").read_text().splitlines()) == ["cleanup 1", "cleanup 2",
                                                                 "cleanup 3"]
@@ -338,7 +338,7 @@ def test_a_cancelled_job_killed_in_its_branches_finally_resumes_them(w, h):
 
 def test_timeout_and_retry_in_branches(w, h):
     (w / "t.fm").write_text(
-        "timeout 1s -- /bin/sleep 5.4321 & t=$!\n"
+        "timeout 1s -- /bin/sleep 30.4321 & t=$!\n"
         "retry --attempts 3 --delay 0.05 -- sh -c "
         "'echo x >> tries; [ $(wc -l < tries) -ge 3 ]' & r=$!\n"
         "timeout 3s { sleep 0.2; echo quick > quick.txt; } & q=$!\n"
@@ -350,7 +350,7 @@ def test_timeout_and_retry_in_branches(w, h):
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert r.stdout == "timeout: 124\nretry: 0\nquick: 0\n"
-    assert 0.9 < took < 4, took
+    assert 0.9 < took < 10, took       # about 1 s; the program alone would take 30 s
     assert (w / "tries").read_text() == "x\nx\nx\n"
     assert (w / "quick.txt").read_text() == "quick\n"
     assert r.stderr.count("fm: retry: attempt") == 2
