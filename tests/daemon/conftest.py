@@ -95,6 +95,22 @@ def env(tmp_path) -> dict:
     return e
 
 
+@pytest.fixture(autouse=True)
+def no_daemon_left(request):
+    """After each test: no daemon of its state directory may be left running (a foreground
+    job that awaits starts one; a test that forgets to stop it fails here)."""
+    env = request.getfixturevalue("env") if "env" in request.fixturenames else None
+    yield
+    if env is None:
+        return
+    home = Path(env["FM_HOME"])
+    from flowmetal.daemon import files
+    info = files.running(home) if home.exists() else None
+    if info:
+        os.kill(info["pid"], signal.SIGTERM)
+        pytest.fail(f"a daemon was left running for {home}", pytrace=False)
+
+
 @pytest.fixture
 def daemon(env):
     d = Daemon(Path(env["FM_HOME"]), env).start()

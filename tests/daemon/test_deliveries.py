@@ -82,7 +82,7 @@ def test_a_delivery_before_the_await_is_kept(env, tmp_path, stop_daemon):
     assert json.loads(out) == {"a": "1", "b": "two"}     # GET: the query as a JSON object
 
 
-def test_await_times_out_with_124(env, tmp_path):
+def test_await_times_out_with_124(env, tmp_path, stop_daemon):
     p = fm("-c", "await --event never --timeout 300ms", env=env)
     assert p.returncode == 124 and "await: nothing came after 300ms" in p.stderr
     p = fm("-c", "timeout 300ms { await --event never; }", env=env)
@@ -160,7 +160,7 @@ def test_awaits_survive_a_crash_at_every_journal_write(env, tmp_path):
 
     def run(crash_env: dict) -> tuple[str, int]:
         home = tmp_path / f"home-{len(list(tmp_path.iterdir()))}"
-        e = dict(env, FM_HOME=str(home), **crash_env)
+        e = dict(env, FM_HOME=str(home), FM_HAND_OVER="0", **crash_env)
         (tmp_path / "out.txt").unlink(missing_ok=True)
         store = JsonlStore(home)
         first = subprocess.Popen([sys.executable, "-m", "flowmetal", str(script)], env=e,
