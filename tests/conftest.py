@@ -22,3 +22,26 @@ def pytest_configure(config):
         if signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT
                           else signal.default_int_handler)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No daemon started under this session's temporary directories may outlive it: each one
+    left is stopped and fails the run (a test that lets a job start one must stop it)."""
+    import os
+    base = str(session.config._tmp_path_factory.getbasetemp())
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                home = next((e[8:].decode() for e in f.read().split(b"\0")
+                             if e.startswith(b"FM_HOME=")), "")
+        except OSError:
+            continue
+        if cmd[-3:-1] == [b"daemon", b"run"] and home.startswith(base):
+            os.kill(int(pid), signal.SIGTERM)
+            left.append(home)
+    if left:
+        print(f"\nfm daemons left running by tests (stopped now): {', '.join(sorted(left))}")
+        session.exitstatus = 1

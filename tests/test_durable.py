@@ -14,7 +14,7 @@ import pytest
 
 
 def fm(args, cwd, home, env=None, **kw):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     e["FM_HOME"] = str(home)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=cwd, env=e,
@@ -137,7 +137,7 @@ def test_a_deadline_that_passed_while_down_fires_at_resume(w, tmp_path):
 def test_sleep_resumed_ends_at_its_original_due_time(w, tmp_path):
     (w / "s.fm").write_text("sleep 2s\necho $EPOCHREALTIME > end\n")
     home = tmp_path / "h"
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     e["FM_HOME"] = str(home)
     start = time.time()
     p = subprocess.Popen([sys.executable, "-m", "flowmetal", "s.fm"], cwd=w, env=e)

@@ -13,7 +13,7 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.fm"))
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(script, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env["FM_HOME"] = str(tmp_path / "home")
     r = subprocess.run([sys.executable, "-m", "flowmetal", str(script)], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)

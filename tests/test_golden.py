@@ -44,7 +44,7 @@ def install(tmp_path: Path, name: str, edit=None) -> tuple[str, Path, Path]:
 
 
 def resume(job: str, work: Path, home: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env["FM_HOME"] = str(home)
     return subprocess.run([sys.executable, "-m", "flowmetal", "resume", job], cwd=work,
                           env=env, capture_output=True, text=True, timeout=60)

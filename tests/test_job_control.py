@@ -21,7 +21,7 @@ echo not reached
 
 
 def env_for(home: Path, **extra) -> dict:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     e["FM_HOME"] = str(home)
     e.update(extra)
     return e

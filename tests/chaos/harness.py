@@ -184,7 +184,8 @@ class Workspace:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FM_", "CHAOS_"))}
         env.update(FM_HOME=str(self.home), FM_CONFIG=os.devnull, CHAOS_LEDGER=str(self.ledger),
                    PATH=f"{self.bin}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
-                   PYTHONPATH=str(ROOT), LC_ALL="C")
+                   PYTHONPATH=str(ROOT), LC_ALL="C",
+                   FM_HAND_OVER="0")    # the harness, not a daemon, decides who resumes
         env.update(extra)
         return env
 

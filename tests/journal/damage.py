@@ -96,7 +96,8 @@ class Outcome:
 
 def env(home: Path) -> dict:
     return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LC_ALL": "C.UTF-8", "TZ": "UTC",
-            "FM_HOME": str(home), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+            "FM_HOME": str(home), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
+            "FM_HAND_OVER": "0"}
 
 
 def fm(args: list[str], home: Path, cwd: Path, extra: dict | None = None) -> tuple:

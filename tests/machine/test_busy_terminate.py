@@ -18,7 +18,7 @@ BUSY = {
 def test_sigterm_ends_a_busy_machine(tmp_path, kind):
     script = tmp_path / "busy.fm"
     script.write_text(BUSY[kind])
-    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "FM_HAND_OVER": "0"}
     p = subprocess.Popen([sys.executable, "-m", "flowmetal", str(script)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          stdin=subprocess.DEVNULL)
@@ -35,7 +35,7 @@ def test_sigterm_ends_a_busy_machine(tmp_path, kind):
 def test_ctrl_c_cancels_a_busy_loop_and_runs_its_finally(tmp_path):
     script = tmp_path / "busy.fm"
     script.write_text("try { echo start; while :; do :; done; } finally { echo cleanup; }\n")
-    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "FM_HAND_OVER": "0"}
     p = subprocess.Popen([sys.executable, "-m", "flowmetal", str(script)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          stdin=subprocess.DEVNULL)

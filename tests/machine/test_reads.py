@@ -309,7 +309,7 @@ def _setup(root: Path):
     (work / "s.fm").write_text(CRASH_SCRIPT)
     (work / "nums.txt").write_text("".join(f"{i} padding-to-make-longer-lines\n"
                                            for i in range(1, 10001)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env["FM_HOME"] = str(root / "home")
     return work, env
 

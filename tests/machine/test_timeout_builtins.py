@@ -65,7 +65,7 @@ SLOW = {
 
 @pytest.mark.parametrize("kind", sorted(SLOW))
 def test_timeout_bounds_builtins_in_a_real_fm(tmp_path, kind):
-    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    env = {"FM_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "FM_HAND_OVER": "0"}
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "flowmetal", "-c", SLOW[kind]], env=env,
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)

@@ -99,7 +99,7 @@ def test_the_exit_trap_runs_once_across_crashes(tmp_path):
     work.mkdir()
     (work / "t.fm").write_text("trap 'echo trap >> log; echo done' EXIT\n/bin/true\n"
                                "echo body >> log\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
 
     def fm(home, *args, **extra):
         return subprocess.run([sys.executable, "-m", "flowmetal", *args], cwd=work,

@@ -69,7 +69,7 @@ def kinds(path: Path) -> list[str]:
 
 def real_fm(*args, cwd, home, env=None, timeout=120) -> subprocess.CompletedProcess:
     """Run the real `fm ARGS` with FM_HOME=home, no config file and no other FM_ variables."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     e.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "flowmetal", *map(str, args)], cwd=cwd, env=e,

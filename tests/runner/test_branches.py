@@ -29,7 +29,7 @@ from .helpers import ROOT, records
 
 
 def _env(home: Path, extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
     env.update({k: str(v) for k, v in (extra or {}).items()})
     return env

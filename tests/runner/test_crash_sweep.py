@@ -57,7 +57,7 @@ def setup_dir(root: Path) -> Path:
 
 
 def env_for(root: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env["FM_HOME"] = str(root / "home")
     env.update(extra)
     return env

@@ -42,7 +42,7 @@ PRELUDE = 'rd() { if read -r x; then echo "fn:$x"; fi; }\n'
 def run_fm(script: str, cwd, home, timeout=60, env=None) -> subprocess.CompletedProcess:
     (cwd / "t.fm").write_text(script)
     extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT), LC_ALL="C.UTF-8")
     env.update(extra)
     return subprocess.run([sys.executable, "-m", "flowmetal", "t.fm"], cwd=cwd, env=env,
@@ -132,7 +132,7 @@ PRODUCER = ("sh -c 'i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo $i; sleep 0.05
 
 def test_a_streaming_loop_killed_and_resumed_sees_every_line_once(tmp_path, home):
     (tmp_path / "t.fm").write_text(PRODUCER)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "flowmetal", "t.fm"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -173,7 +173,7 @@ def test_a_streams_environment_is_redacted_in_fm_log(tmp_path, home):
     assert r.returncode == 0, r.stderr
     job_id, journal = only_job(home)
     assert "hunter2" in journal.read_text()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
     log = subprocess.run([sys.executable, "-m", "flowmetal", "log", "--json", job_id],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
@@ -187,7 +187,7 @@ def test_a_resumed_stream_stops_the_producer_its_crashed_runner_left(tmp_path, h
         "sh -c 'echo 1; echo 2; sleep 3; echo late >> side.txt; echo 3' |\n"
         "while read -r n; do echo \"$n\" >> seen.txt; done\n"
         "echo \"done ${PIPESTATUS[@]}\"\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "flowmetal", "t.fm"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

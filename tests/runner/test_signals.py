@@ -19,7 +19,7 @@ WAIT = 30.0
 
 def start(script: str, work: Path, home: Path, wrap=()) -> subprocess.Popen:
     (work / "s.fm").write_text(script)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_") or k == "FM_HAND_OVER"}
     env.update(FM_HOME=str(home), FM_CONFIG=os.devnull, PYTHONPATH=str(ROOT))
     return subprocess.Popen([*wrap, sys.executable, "-m", "flowmetal", "s.fm"], cwd=work,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
