@@ -235,8 +235,8 @@ def cmd_run(args) -> int:
     return 0
 
 
-_STATES = ("running", "sleeping", "waiting", "orphaned", "damaged", "done", "failed",
-           "cancelled")
+_STATES = ("running", "sleeping", "waiting", "queued", "orphaned", "damaged", "done",
+           "failed", "cancelled")
 
 
 @command("ps",
@@ -249,7 +249,8 @@ def cmd_ps(args) -> int:
     """List jobs (unfinished ones unless -a).
 
     Columns: id, name, state (running, sleeping: only timers, waiting: for a callback or an
-    event, orphaned: no process runs or parked it, done, failed, cancelled, or damaged: its
+    event, queued: the daemon runs it when a runner slot is free, orphaned: no process runs or
+    parked it, done, failed, cancelled, or damaged: its
     journal fails a check, `fm log` names the line), since (when it entered that state, in
     local time; the header gives the UTC offset), steps (the machine's step count) and what it
     is waiting on. `--state` and `--name` filter; asking for a finished state lists finished
@@ -257,14 +258,17 @@ def cmd_ps(args) -> int:
     `--json` prints one object per line with at least id, name, state, since (RFC 3339),
     waiting_on (null when not waiting) and steps.
     """
+    from .daemon.files import queued
     from .journal import open_store
-    from .runner.jobs import list_jobs
+    from .runner.jobs import list_jobs, mark_queued
+    from .statedir import state_dir
     states = {x for s in args.state for x in s.split(",") if x}
     if states - set(_STATES):
         raise UsageError(f"ps --state: no state {', '.join(sorted(states - set(_STATES)))} "
                          f"(states: {', '.join(_STATES)})")
     finished = bool(states & {"done", "failed", "cancelled"})
-    jobs = list_jobs(open_store(), all_jobs=args.all or finished)
+    jobs = mark_queued(list_jobs(open_store(), all_jobs=args.all or finished),
+                       queued(state_dir()))
     if states:
         jobs = [j for j in jobs if j.state in states]
     if args.name is not None:
@@ -360,7 +364,9 @@ def cmd_attach(args) -> int:
     if store.holder(job_id) is None:
         from .runner.jobs import job_info
         info = job_info(store, job_id)
-        if not info.finished:
+        if info.state in ("sleeping", "waiting"):    # parked: the daemon runs it when due
+            _err(f"fm: job {job_id} is parked, {info.state} for {info.waiting_on}")
+        elif not info.finished:
             _err(f"fm: job {job_id} has no runner (orphaned); `fm resume {job_id}` continues it")
     end = {}
 

@@ -35,7 +35,7 @@ def perform_callback(req: dict, term, token=None) -> dict:
     try:
         base = callback_base()
         tok = secrets.token_urlsafe(24)
-        open_store().bind(tok, req["job"])
+        open_store().bind(tok, req["job"], req.get("method"))
     except (FlowmetalError, OSError, ValueError) as e:
         return {"error": f"callback: {e}"}
     return {"token": tok, "url": f"{base}/callbacks/{tok}"}

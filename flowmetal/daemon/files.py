@@ -4,6 +4,7 @@
     <home>/daemon.json   {"pid", "listen", "url", "started", "version"} of the daemon holding it
     <home>/daemon.token  the bearer token of the control API (0600, made at the first start)
     <home>/daemon.log    the daemon's log, rotated at LOG_BYTES (daemon.log.1 … .3)
+    <home>/daemon.queue  the jobs waiting for a runner slot (JSON list of ids), for `fm ps`
 
 All are opened with O_NOFOLLOW and must be regular files: a planted symlink or FIFO is refused.
 """
@@ -21,6 +22,7 @@ from ..journal._fs import fsync_dir, fsync_fd
 from ..journal.lock import JobLock
 
 LOCK, INFO, TOKEN, LOG = "daemon.lock", "daemon.json", "daemon.token", "daemon.log"
+QUEUE = "daemon.queue"
 LOG_BYTES = 10 * 1024 * 1024
 LOG_KEEP = 3
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -123,24 +125,43 @@ def _check_regular(path: Path, st: os.stat_result) -> None:
         raise DaemonError(f"{path}: belongs to another user; refusing to use it")
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def _write_new(path: Path, data: bytes, sync: bool = True) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW, 0o600)
     try:
         os.write(fd, data)
-        fsync_fd(fd)
+        if sync:
+            fsync_fd(fd)
     finally:
         os.close(fd)
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
-def _replace(path: Path, data: bytes) -> None:
+def _replace(path: Path, data: bytes, sync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         os.unlink(tmp)
     except FileNotFoundError:
         pass
-    _write_new(tmp, data)
+    _write_new(tmp, data, sync)
     os.replace(tmp, path)
+
+
+def write_queue(home: Path, job_ids: list) -> None:
+    """daemon.queue: the jobs waiting for a runner slot, for `fm ps` (not synced: it is only
+    what the daemon is doing now)."""
+    _replace(home / QUEUE, json.dumps(job_ids).encode(), sync=False)
+
+
+def queued(home: Path) -> set:
+    """The jobs the running daemon has queued; empty when no daemon runs."""
+    if running(home) is None:
+        return set()
+    try:
+        ids = json.loads(_read(home / QUEUE, 1 << 22))
+    except (OSError, ValueError):
+        return set()
+    return set(ids) if isinstance(ids, list) else set()
 
 
 def _version() -> str:

@@ -52,8 +52,10 @@ class App:
         self.supervisor.poke(job_id)
 
     def jobs(self):
-        from ..runner.jobs import list_jobs
-        return list_jobs(self.store, True)
+        from ..runner.jobs import list_jobs, mark_queued
+        with self.supervisor.cond:
+            queued = set(self.supervisor.queue)
+        return mark_queued(list_jobs(self.store, True), queued)
 
     def job(self, job_id: str) -> dict:
         from ..runner.jobs import job_info
@@ -95,7 +97,8 @@ def serve(home: Path, config) -> int:
     log = files.open_log(home)
     try:
         store = open_store(home)
-        sup = Supervisor(store, log, max_runners=config.daemon.max_runners, env=runner_env())
+        sup = Supervisor(store, log, max_runners=config.daemon.max_runners, env=runner_env(),
+                         on_queue=lambda ids: files.write_queue(home, ids))
         app = App(home, store, config, log, sup)
         host, port = _split_listen(config.daemon.listen)
         try:

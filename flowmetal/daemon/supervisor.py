@@ -29,7 +29,8 @@ PARK_AFTER = 1.0
 
 
 class Supervisor:
-    def __init__(self, store, log, *, max_runners: int, env: dict | None = None):
+    def __init__(self, store, log, *, max_runners: int, env: dict | None = None,
+                 on_queue=None):
         self.store = store
         self.log = log
         self.max_runners = max(1, max_runners)
@@ -41,6 +42,8 @@ class Supervisor:
         self.running: dict[str, subprocess.Popen] = {}
         self.failures: dict[str, int] = {}
         self.watched: set[str] = set()            # jobs a foreground fm runs, watched
+        self.on_queue = on_queue                  # (job ids) -> None: the queue changed
+        self._shown: list = []                    # the queue as on_queue last saw it
         self.stopping = False
 
     # ---- what to run ----
@@ -75,6 +78,9 @@ class Supervisor:
                 while self.queue and len(self.running) < self.max_runners:
                     job_id = next(iter(self.queue))
                     self._start(job_id, self.queue.pop(job_id))
+                if self.on_queue is not None and list(self.queue) != self._shown:
+                    self._shown = list(self.queue)
+                    self.on_queue(self._shown)
                 timeout = None
                 if self.heap and not self.queue:
                     timeout = max(0.0, self.heap[0][0] - time.time())

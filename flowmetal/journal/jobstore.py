@@ -220,12 +220,19 @@ class JobStore(ABC):
         returns n. JobNotFoundError for a job that does not exist."""
 
     @abstractmethod
-    def bind(self, token: str, job_id: str) -> None:
-        """Record durably that callback `token` belongs to the job (before its URL is shown)."""
+    def bind(self, token: str, job_id: str, method: str | None = None) -> None:
+        """Record durably that callback `token` belongs to the job (before its URL is shown),
+        and the one HTTP method it answers (`callback --method`; None: any)."""
 
     @abstractmethod
+    def binding(self, token: str) -> tuple[str, str | None] | None:
+        """(the job a callback token belongs to, the method it answers or None); None for a
+        token never bound (or malformed)."""
+
     def bound(self, token: str) -> str | None:
         """The job a callback token belongs to; None for a token never bound (or malformed)."""
+        got = self.binding(token)
+        return None if got is None else got[0]
 
     @abstractmethod
     def due(self, now: float) -> list[tuple[str, float]]:

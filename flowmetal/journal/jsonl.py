@@ -223,15 +223,18 @@ class JsonlStore(JobStore):
             if self.deliver(job_id, f"{prefix}{n:012d}", data):
                 return n
 
-    def bind(self, token: str, job_id: str) -> None:
+    def bind(self, token: str, job_id: str, method: str | None = None) -> None:
         if not TOKEN_RE.match(token):
             raise ValueError("bad callback token")
+        if method not in (None, "GET", "POST"):
+            raise ValueError(f"bad callback method {method!r}")
         self.dir(job_id)
         index = private_dir(self.home / "callbacks", follow=False)
-        _write_file(index / token, job_id.encode())
+        # `<job id>` or `<job id> <METHOD>`: one short line
+        _write_file(index / token, f"{job_id} {method}".encode() if method else job_id.encode())
         fsync_dir(index)
 
-    def bound(self, token: str) -> str | None:
+    def binding(self, token: str) -> tuple[str, str | None] | None:
         if not TOKEN_RE.match(token):
             return None
         try:
@@ -239,10 +242,12 @@ class JsonlStore(JobStore):
         except OSError:
             return None
         try:
-            job_id = os.read(fd, 100).decode("ascii", "replace")
+            job_id, _, method = os.read(fd, 100).decode("ascii", "replace").partition(" ")
         finally:
             os.close(fd)
-        return job_id if JOB_ID_RE.match(job_id) else None
+        if not JOB_ID_RE.match(job_id) or method not in ("", "GET", "POST"):
+            return None
+        return job_id, method or None
 
     def due(self, now: float) -> list[tuple[str, float]]:
         return [(i, t) for i, t in self.wakes() if t <= now]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..effects import EFFECTS
 from ..errors import FlowmetalError, JobLockedError, JournalError
 from ..journal import TERMINAL_KINDS, JobStore
-from ..records import record
+from ..records import fields, record
 
 
 @record
@@ -20,9 +20,10 @@ class JobInfo:
 
     state: str
     """running, sleeping (it only waits for timers), waiting (for a callback or an event),
-    done, failed, cancelled, orphaned (unfinished, and no process runs it or parked it) or
-    damaged (a record it read fails its check: `fm log` names the line). A sleeping or waiting
-    job has a pid while a runner waits in it, none while it is parked (docs/daemon.md)."""
+    queued (the daemon runs it as soon as a runner slot is free), done, failed, cancelled,
+    orphaned (unfinished, and no process runs it or parked it) or damaged (a record it read
+    fails its check: `fm log` names the line). A sleeping or waiting job has a pid while a
+    runner waits in it, none while it is parked (docs/daemon.md)."""
 
     since: str | None
     """RFC 3339 time of the job's last record: when it entered its current state."""
@@ -204,6 +205,18 @@ def list_jobs(store: JobStore, all_jobs: bool = False) -> list[JobInfo]:
         infos = [i for i in infos if not i.finished]
     infos.sort(key=lambda i: (i.started or "", i.id))
     return infos
+
+
+def mark_queued(infos: list[JobInfo], queued: set) -> list[JobInfo]:
+    """The jobs, those of `queued` (the daemon's queue: waiting for a runner slot) that no
+    process holds shown as `queued`."""
+    out = []
+    for info in infos:
+        if info.id in queued and info.pid is None and not info.finished \
+                and info.state != "damaged":
+            info = JobInfo(**{**{k: getattr(info, k) for k in fields(info)}, "state": "queued"})
+        out.append(info)
+    return out
 
 
 def _ended(store: JobStore, job_id: str) -> bool:

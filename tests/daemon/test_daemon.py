@@ -95,3 +95,22 @@ def _holder(env, job):
         if j["id"] == job and j.get("pid"):
             return j["pid"]
     return None
+
+
+def test_jobs_beyond_max_runners_are_queued(env, tmp_path):
+    cfg = Path(env["FM_CONFIG"])
+    cfg.write_text(cfg.read_text() + "max_runners = 1\n")
+    daemon = Daemon(Path(env["FM_HOME"]), env).start()
+    try:
+        script = tmp_path / "busy.fm"
+        script.write_text("/bin/sleep 3\n")
+        first, second = (fm("run", "-d", script, env=env).stdout.strip() for _ in "12")
+        ps = wait_for(lambda: (p := fm("ps", env=env).stdout) and "queued" in p and p,
+                      what="a queued job")
+        assert any(line.startswith(second) and "queued" in line for line in ps.splitlines()), ps
+        status, body = daemon.request("GET", "/jobs")
+        assert {j["id"]: j["state"] for j in body["jobs"]}[second] == "queued"
+        wait_for(lambda: fm("ps", env=env).stdout.count("\n") <= 1, timeout=60,
+                 what="both jobs to end")
+    finally:
+        daemon.stop()

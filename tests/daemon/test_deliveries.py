@@ -208,3 +208,25 @@ def test_a_foreground_runner_that_dies_leaves_its_job_to_the_daemon(env, tmp_pat
     assert fm("send", job, "go", "hi", env=env).returncode == 0
     wait_for(lambda: _ps(env)[job]["state"] == "done", what="the job to end")
     assert (tmp_path / "out.txt").read_text() == "a\nhi\n"
+
+
+def test_parked_jobs_can_be_attached_to_cancelled_and_killed(daemon, env, tmp_path):
+    script = tmp_path / "pk.fm"
+    script.write_text("try { echo start; await --event go; } finally { echo cleanup; }\n")
+    one, two = (fm("run", "-d", script, env=env, cwd=tmp_path).stdout.strip() for _ in "12")
+    for job in (one, two):
+        wait_for(lambda j=job: _ps(env)[j]["state"] == "waiting" and not _ps(env)[j]["pid"],
+                 what="the job parked")
+    attach = subprocess.Popen([sys.executable, "-m", "flowmetal", "attach", one], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: JsonlStore(daemon.home).holder(one) is None, what="attach to start")
+    time.sleep(0.5)
+    cancel = fm("cancel", one, env=env)
+    assert cancel.returncode == 130, cancel.stderr          # its finally block ran
+    out, err = attach.communicate(timeout=60)
+    assert (attach.returncode, out) == (130, "start\ncleanup\n")
+    assert "is parked, waiting for event go" in err
+    assert fm("kill", two, env=env).returncode == 0
+    states = _ps(env)
+    assert (states[one]["state"], states[one]["status"]) == ("cancelled", 130)
+    assert (states[two]["state"], states[two]["status"]) == ("cancelled", 137)

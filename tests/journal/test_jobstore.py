@@ -283,7 +283,11 @@ def test_callback_tokens(store):
     token = "A" * 22
     assert store.bound(token) is None
     store.bind(token, job_id)
-    assert store.bound(token) == job_id
+    assert store.bound(token) == job_id and store.binding(token) == (job_id, None)
+    store.bind("G" * 22, job_id, "GET")
+    assert store.binding("G" * 22) == (job_id, "GET") and store.bound("G" * 22) == job_id
+    with pytest.raises(ValueError):
+        store.bind("H" * 22, job_id, "DELETE")
     for bad in ("", "short", "../../etc/passwd", "x" * 200, "a b" * 10):
         assert store.bound(bad) is None
     with pytest.raises(ValueError):
