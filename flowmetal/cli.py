@@ -42,7 +42,9 @@ def run_cli(argv: list[str]) -> int:
     except Terminated as e:
         # SIGTERM / SIGHUP: the job was left as it stood; say how to go on with it.
         what = "terminated" if e.signum == signal.SIGTERM else "hung up"
-        if e.job_id:
+        if e.job_id and e.handed_over:
+            _err(f"fm: {what}; the daemon goes on with job {e.job_id} (fm attach {e.job_id})")
+        elif e.job_id:
             _err(f"fm: {what}; job {e.job_id} can be resumed with fm resume {e.job_id}")
         else:
             _err(f"fm: {what}")

@@ -77,3 +77,5 @@ class Terminated(BaseException):
         self.signum = signum
         self.job_id: str | None = None
         """The job that was stopped, once it exists."""
+        self.handed_over = False
+        """The daemon watches the process: it goes on with the job by itself."""

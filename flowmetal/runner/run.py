@@ -309,6 +309,7 @@ class Runner:
         park = os.environ.get(PARK_ENV)
         self.park_after = float(park) if park else None   # None: never park (foreground)
         self.handed = os.environ.get(HAND_OVER_ENV) == "0"  # the daemon watches it, or never
+        self.handed_over = False        # the daemon watches this process, to go on with it
 
     def add(self, entries: list) -> None:
         """Note new requests of the machine (pending entries from start/feed/cancel)."""
@@ -348,8 +349,9 @@ class Runner:
                     token, sched = self._cancel(token, sched)
                     continue
                 self._complete_all([got, *sched.ready_completions()], sched)
-        except Terminated:
+        except Terminated as e:
             token.set("terminated")     # stop the effects in flight; journal nothing
+            e.handed_over = self.handed_over
             raise
         except KeyboardInterrupt:
             # A second Ctrl-C (or `fm cancel`) while the first one's `finally` blocks run:
@@ -611,6 +613,7 @@ class Runner:
         from ..errors import FlowmetalError
         try:
             watch(self.job_id)
+            self.handed_over = True
         except (FlowmetalError, OSError) as e:
             self.term.write(2, f"fm: the daemon cannot watch job {self.job_id} ({e}); it goes "
                                "on only while this fm runs\n".encode("utf-8", "replace"))

@@ -205,7 +205,9 @@ def test_a_foreground_runner_that_dies_leaves_its_job_to_the_daemon(env, tmp_pat
              what="the daemon watching")
     assert store.holder(job) == proc.pid
     proc.send_signal(getattr(signal, how))
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
+    if how == "SIGHUP":
+        assert f"fm: hung up; the daemon goes on with job {job}" in err
     wait_for(lambda: store.holder(job) is None and _ps(env)[job]["state"] == "waiting",
              what="the daemon to take the job over and park it")
     assert fm("send", job, "go", "hi", env=env).returncode == 0
