@@ -107,6 +107,14 @@ def main() -> None:
               f"lost {lost(store, job, r['acked'])}; daemon CPU {cpu:.0f} us per delivery")
         subprocess.run([*fm, "kill", job], env=env, capture_output=True)
         subprocess.run([*fm, "daemon", "stop"], env=env, capture_output=True)
+        print(syncs(home / "daemon.log"))
+
+
+def syncs(log: Path) -> str:
+    """`N deliveries in M log syncs`, as the daemon logs it at its stop."""
+    text = log.read_text() if log.exists() else ""
+    return text.rsplit("intake: ", 1)[-1].splitlines()[0] if "log syncs" in text else \
+        "(the daemon logged no intake figures)"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The daemon's intake log: a delivery is acknowledged once one fdatasync of a shared log holds
-it (group commit, many deliveries per sync), then a mover puts it in the job's inbox.
+it (group commit, many deliveries per sync) and a mover has put it in the job's inbox without
+an fsync of its own; the inboxes are synced once for many before the log is dropped.
 
     <home>/intake.jsonl      the log being written: {"job", "key", "data"} per line
     <home>/intake.jsonl.old  the previous log, dropped once its deliveries are durable inboxes
@@ -8,7 +9,8 @@ HTTP threads call `callback` or `event`: under one lock the key is decided (a ca
 already used → False; an event gets the next number of its name), the line joins the open
 batch, and the thread waits until the writer has written and synced that batch. The writer
 takes every line that arrived meanwhile as its next batch: no timer, no added wait when idle.
-The mover then calls `store.deliver(sync=False)` per line and pokes the jobs. When the log is
+The mover then calls `store.deliver(sync=False)` per line, answers the batch's threads (the
+delivery is durable in the log and visible in the inbox) and pokes the jobs. When the log is
 rotated (SEGMENT_BYTES, or idle for IDLE_ROTATE seconds), the mover makes the moved deliveries
 durable (`store.sync_deliveries`) and deletes the old log. `recover` moves what a crashed
 daemon left in the logs before the daemon answers anything: `deliver` refuses a key that is
@@ -77,18 +79,22 @@ class Intake:
 
     def __init__(self, home, store, log, poke):
         self.home, self.store, self.log, self.poke = home, store, log, poke
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)       # the writer waits on it for lines
+        self.movable = threading.Condition(lock)    # the mover, for synced batches
         self.batch = _Batch()
         self.moves: list = []           # committed batches' entries, and _CLOSED markers
         self.seen: dict[str, _Seen] = {}
         self.fd: int | None = None
         self.size = 0
+        self.synced = 0                 # bytes of the log known durable (FM_CRASH_POWER)
+        self.syncs = self.lines = 0     # log syncs and the lines they made durable
         self.old_pending = False
         self.failed_moves = 0
         self.broken: str | None = None
         self.stopping = False
         self.writer_done = False
-        self.crash = CrashPoints()
+        self.crash = CrashPoints(self._power_cut)
         raw = os.environ.get("FM_DAEMON_INTAKE_SEGMENT", "")     # tests: rotate sooner
         self.segment_bytes = int(raw) if raw.isdigit() else SEGMENT_BYTES
         self.threads: list[threading.Thread] = []
@@ -133,7 +139,7 @@ class Intake:
             json.dumps(job).encode(), json.dumps(key).encode(), raw.encode())
         self.batch.lines.append(line)
         self.batch.entries.append({"job": job, "key": key, "data": data})
-        self.cond.notify_all()
+        self.cond.notify()
         return self.batch
 
     @staticmethod
@@ -179,6 +185,7 @@ class Intake:
             t.join()
         if self.fd is not None:
             os.close(self.fd)
+        self.log.info("intake: %d deliveries in %d log syncs", self.lines, self.syncs)
         if self.crash.at is not None:
             self.log.info("intake: %d crash points passed", self.crash.count)
         if self.broken or self.failed_moves:
@@ -206,7 +213,7 @@ class Intake:
                 batch.done.set()
         with self.cond:
             self.writer_done = True
-            self.cond.notify_all()
+            self.movable.notify()
 
     def _next_batch(self) -> _Batch | None:
         """The open batch once it has lines (a new one opens); an empty one after IDLE_ROTATE
@@ -236,10 +243,12 @@ class Intake:
             batch.done.set()
             return
         self.size += len(data)
+        self.synced = self.size
+        self.syncs += 1
+        self.lines += len(batch.lines)
         with self.cond:
-            self.moves.append(batch.entries)
-            self.cond.notify_all()
-        batch.done.set()
+            self.moves.append(batch)        # the mover acknowledges it once in the inboxes
+            self.movable.notify()
 
     def _rotate(self) -> None:
         with self.cond:
@@ -254,10 +263,10 @@ class Intake:
         except OSError as e:
             self._fail(f"cannot rotate the intake log: {e.strerror or e}")
             return
-        self.size = 0
+        self.size = self.synced = 0
         with self.cond:
             self.moves.append(_CLOSED)
-            self.cond.notify_all()
+            self.movable.notify()
 
     def _fail(self, why: str) -> None:
         self.log.error("intake: %s; deliveries get 503 until a restart", why)
@@ -273,7 +282,7 @@ class Intake:
         while True:
             with self.cond:
                 while not self.moves and not self.writer_done:
-                    self.cond.wait()
+                    self.movable.wait()
                 if not self.moves:
                     return
                 work, self.moves = self.moves, []
@@ -282,13 +291,19 @@ class Intake:
             except Exception:   # a bug: logged; the lines stay in the log for the next start
                 self.failed_moves += 1
                 self.log.exception("intake: the mover failed")
+            finally:            # durable in the log, moved or not: acknowledged
+                for item in work:
+                    if item is not _CLOSED:
+                        item.done.set()
 
     def _move_all(self, work: list) -> None:
         moved: dict[str, list[str]] = {}
         for item in work:
-            for e in item if item is not _CLOSED else ():
+            for e in item.entries if item is not _CLOSED else ():
                 if self._move(e, recovering=False):
                     moved.setdefault(e["job"], []).append(e["key"])
+            if item is not _CLOSED:
+                item.done.set()             # in the inboxes: answered before the pokes
         for job, keys in moved.items():     # one line per job and batch, not per delivery
             self.log.info("job %s: in its inbox: %s", job, _summary(keys))
             try:
@@ -342,6 +357,12 @@ class Intake:
                          job, key, n)
         return event_key(name, n)
 
+    def _power_cut(self) -> None:
+        """Tests only: lose the log's unsynced tail and the inbox files not yet synced."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, self.synced)
+        self.store.crash_hook_deliveries()
+
     def _checkpoint(self) -> None:
         """Every line of the rotated log is moved: make the inboxes durable, drop the log."""
         if self.failed_moves:
@@ -361,11 +382,13 @@ class Intake:
 
 
 class CrashPoints:
-    """FM_DAEMON_CRASH_AT=N: SIGKILL this process at its N-th crash point (tests only)."""
+    """FM_DAEMON_CRASH_AT=N: SIGKILL this process at its N-th crash point (tests only); with
+    FM_CRASH_POWER=1, `power_cut` first loses what was not synced, as a power cut would."""
 
-    def __init__(self):
+    def __init__(self, power_cut):
         raw = os.environ.get("FM_DAEMON_CRASH_AT", "")
         self.at = int(raw) if raw.isdigit() else None
+        self.power_cut = power_cut if os.environ.get("FM_CRASH_POWER") == "1" else None
         self.count = 0
         self.lock = threading.Lock()
 
@@ -376,6 +399,8 @@ class CrashPoints:
             self.count += 1
             hit = self.count == self.at
         if hit:
+            if self.power_cut:
+                self.power_cut()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -199,6 +199,11 @@ class JobStore(ABC):
     def sync_deliveries(self) -> None:
         """Make every delivery this process made with `sync=False` durable."""
 
+    def crash_hook_deliveries(self) -> None:
+        """Tests only (FM_CRASH_POWER): lose the `sync=False` deliveries not yet synced, as a
+        power cut could."""
+        raise NotImplementedError(f"{type(self).__name__} cannot simulate a power cut")
+
     @abstractmethod
     def keys(self, job_id: str) -> list[str]:
         """Every key ever delivered to the job, taken ones included, sorted (the daemon seeds

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -179,10 +180,14 @@ class JsonlStore(JobStore):
 
     def deliver(self, job_id: str, key: str, data: dict, *, sync: bool = True) -> bool:
         inbox = self.dir(job_id) / "inbox"
-        inbox.mkdir(mode=0o700, exist_ok=True)
         target = inbox / _inbox_name(key)
-        tmp = inbox / f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
-        _write_file(tmp, json.dumps({"key": key, "data": data}).encode(), sync=sync)
+        tmp = inbox / f".tmp-{os.getpid()}-{next(_TMP_NUMBERS)}-{target.name}"
+        item = json.dumps({"key": key, "data": data}).encode()
+        try:
+            _write_file(tmp, item, sync=sync)
+        except FileNotFoundError:       # the job's first delivery
+            inbox.mkdir(mode=0o700, exist_ok=True)
+            _write_file(tmp, item, sync=sync)
         try:
             os.link(tmp, target)        # atomic, and fails when the key was delivered before
         except FileExistsError:
@@ -211,6 +216,12 @@ class JsonlStore(JobStore):
                 os.close(fd)
         for inbox in {p.parent for p in paths}:
             fsync_dir(inbox)
+
+    def crash_hook_deliveries(self) -> None:
+        with self._unsynced_lock:
+            for path in self._unsynced:
+                os.unlink(path)
+            self._unsynced = set()
 
     def keys(self, job_id: str) -> list[str]:
         try:
@@ -388,6 +399,8 @@ def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
         os.close(fd)
 
 
+_TMP_NUMBERS = itertools.count()
+"""Temporary file names unique in this process (its pid is in the name too)."""
 _SYNCFS = None
 """libc's syncfs once looked up; False where there is none."""
 
