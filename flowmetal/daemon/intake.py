@@ -108,9 +108,9 @@ class Intake:
             if token in seen.tokens:
                 return False
             seen.tokens.add(token)
-            batch = self._add(job, token, data, json.dumps(data))
+            batch, entry = self._add(job, token, data, json.dumps(data))
         self._wait(batch)
-        return True
+        return not entry.get("taken")      # a direct write reached the inbox first
 
     def event(self, job: str, name: str, data: dict) -> int:
         """Deliver an event; its number once durable."""
@@ -118,9 +118,9 @@ class Intake:
         raw = json.dumps(data)
         with self.cond:
             n = seen.last[name] = seen.last.get(name, 0) + 1
-            batch = self._add(job, event_key(name, n), data, raw)
+            batch, entry = self._add(job, event_key(name, n), data, raw)
         self._wait(batch)
-        return n
+        return int(entry["key"].rpartition(":")[2])    # renumbered if a direct write took n
 
     def _seen(self, job: str) -> _Seen:
         seen = self.seen.get(job)
@@ -132,15 +132,16 @@ class Intake:
                 seen = self.seen.setdefault(job, fresh)
         return seen
 
-    def _add(self, job: str, key: str, data: dict, raw: str) -> _Batch:
+    def _add(self, job: str, key: str, data: dict, raw: str) -> tuple[_Batch, dict]:
         if self.broken or self.stopping:
             raise IntakeError(self.broken or "the daemon is stopping")
         line = b'{"job": %s, "key": %s, "data": %s}\n' % (
             json.dumps(job).encode(), json.dumps(key).encode(), raw.encode())
+        entry = {"job": job, "key": key, "data": data}
         self.batch.lines.append(line)
-        self.batch.entries.append({"job": job, "key": key, "data": data})
+        self.batch.entries.append(entry)
         self.cond.notify()
-        return self.batch
+        return self.batch, entry
 
     @staticmethod
     def _wait(batch: _Batch) -> None:
@@ -326,8 +327,9 @@ class Intake:
                         self.log.warning("job %s: a callback was delivered directly while "
                                          "the daemon took another; the inbox keeps the first",
                                          job)
+                        entry["taken"] = True
                     return False
-                key = self._renumber(job, key)
+                key = entry["key"] = self._renumber(job, key)
         except JobNotFoundError:
             self.log.warning("job %s: deleted; its delivery %s is dropped", job, key)
             return False

@@ -243,3 +243,19 @@ def test_no_fsync_deliver_is_synced_by_sync_deliveries(tmp_path):
     store.sync_deliveries()
     assert not store._unsynced
     assert store.keys("job-abcdef") == ["k1"]
+
+
+def test_a_direct_write_racing_the_daemon(daemon, held_job):
+    """What a `fm send`/`fm complete` that found no daemon writes while one starts: the daemon
+    has already read the job's keys, so it only finds out when it moves its own line."""
+    store = JsonlStore(daemon.home)
+    assert daemon.request("POST", f"/jobs/{held_job}/events/go", b"one")[1]["n"] == 1
+    store.deliver(held_job, "event:go:000000000002", {"data": "direct"})
+    token = secrets.token_urlsafe(16)
+    store.bind(token, held_job)
+    store.deliver(held_job, token, {"body": "direct"})
+    status, body = daemon.request("POST", f"/jobs/{held_job}/events/go", b"two")
+    assert (status, body["n"]) == (202, 3)                      # renumbered, and said so
+    assert _events(store, held_job, "go") == [(1, "one"), (2, "direct"), (3, "two")]
+    assert daemon.request("POST", f"/callbacks/{token}", b"late", auth=False)[0] == 409
+    assert store.mail(held_job)[token] == {"body": "direct"}
