@@ -3,11 +3,11 @@ it (group commit, many deliveries per sync) and a mover has put it in the job's 
 an fsync of its own; the inboxes are synced once for many before the log is dropped.
 
     <home>/intake.jsonl      the log being written: {"job", "key", "data"} per line
-    <home>/intake.jsonl.old  the previous log, dropped once its deliveries are durable inboxes
+    <home>/intake.jsonl.old  the previous log, dropped once its deliveries are durable in inboxes
 
 HTTP threads call `callback` or `event`: under one lock the key is decided (a callback token
 already used → False; an event gets the next number of its name), the line joins the open
-batch, and the thread waits until the writer has written and synced that batch. The writer
+batch, and the thread waits until that batch is synced and moved. The writer
 takes every line that arrived meanwhile as its next batch: no timer, no added wait when idle.
 The mover then calls `store.deliver(sync=False)` per line, answers the batch's threads (the
 delivery is durable in the log and visible in the inbox) and pokes the jobs. When the log is
@@ -18,7 +18,9 @@ already there, so moving a line twice is harmless.
 
 FM_DAEMON_CRASH_AT=N (tests only) makes the daemon SIGKILL itself at its N-th crash point (a
 log write, a log sync, a move, a checkpoint, a rotation); at a clean stop the daemon logs how
-many points it passed. FM_DAEMON_INTAKE_SEGMENT=BYTES (tests only) rotates the log sooner.
+many points it passed; with FM_CRASH_POWER=1 it first loses what it had not synced (the log's
+tail, inbox files written without fsync). FM_DAEMON_INTAKE_SEGMENT=BYTES (tests only) rotates
+the log sooner.
 """
 from __future__ import annotations
 
