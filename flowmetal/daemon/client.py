@@ -1,16 +1,15 @@
 """The CLI's side of the daemon: `fm daemon`, `fm run -d`, `fm send`, `fm complete`.
 
-Deliveries from the CLI go straight into the job's inbox through the store (durable before the
-command returns, daemon or not); then the daemon is told to look, started first when the job
-is parked and none runs, so a parked job wakes at once.
+Deliveries from the CLI go through the running daemon (POST over HTTP), so event numbers and
+the first callback delivery are decided in one place; with no daemon they go straight into the
+job's inbox through the store, and the daemon is told to look (started first when the job is
+parked), so a parked job wakes at once. Durable before the command returns, either way.
 """
 from __future__ import annotations
 
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from ..errors import UsageError
@@ -58,8 +57,13 @@ def send(home: Path, job: str, event: str, data: str) -> int:
         raise UsageError(f"send: bad event name `{event}` (1-64 of A-Z a-z 0-9 _ . -)")
     store = open_store(home)
     job_id = store.find(job)
-    n = store.send(job_id, event, {"data": data})
-    _poke(home, job_id, start=store.holder(job_id) is None)
+    answer = _deliver(home, f"/jobs/{job_id}/events/{event}", data, "send",
+                      token=files.token(home))
+    if answer is not None:
+        n = answer["n"]
+    else:
+        n = store.send(job_id, event, {"data": data})
+        _poke(home, job_id, start=store.holder(job_id) is None)
     print(f"fm: event {event} #{n} queued for job {job_id}", file=sys.stderr)
     return 0
 
@@ -73,12 +77,12 @@ def complete(home: Path, target: str, data: str) -> int:
     job_id = store.bound(token)
     if job_id is None or not store.exists(job_id):
         raise UsageError("complete: no such callback")
-    data = {"method": "POST", "query": {}, "headers": {"x-fm-via": "fm complete"},
-            "body": data}
-    if not store.deliver(job_id, token, data):
-        raise UsageError("complete: this callback was delivered before; the first delivery "
-                         "wins")
-    _poke(home, job_id, start=store.holder(job_id) is None)
+    via = {"x-fm-via": "fm complete"}
+    if _deliver(home, f"/callbacks/{token}", data, "complete", headers=via) is None:
+        delivery = {"method": "POST", "query": {}, "headers": via, "body": data}
+        if not store.deliver(job_id, token, delivery):
+            raise UsageError(f"complete: {FIRST_WINS}")
+        _poke(home, job_id, start=store.holder(job_id) is None)
     print(f"fm: callback delivered to job {job_id}", file=sys.stderr)
     return 0
 
@@ -89,6 +93,51 @@ def watch(job_id: str, home: Path | None = None) -> None:
     from ..statedir import state_dir
     home = home or state_dir()
     request(main.start(home), "POST", f"/jobs/{job_id}/watch", token=files.token(home))
+
+
+FIRST_WINS = "this callback was delivered before; the first delivery wins"
+
+
+def _deliver(home: Path, path: str, data: str, verb: str, *, token: str | None = None,
+             headers: dict | None = None) -> dict | None:
+    """POST a delivery to the running daemon, which numbers events and keeps the first
+    callback for every route; its answer, or None when no daemon runs (the caller writes the
+    store itself). A refusal is a one-line UsageError (`send: job … has ended`)."""
+    info = files.running(home)
+    if info is None:
+        return None
+    import http.client
+    from urllib.parse import urlsplit
+    url = urlsplit(info["url"])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    body = data.encode("utf-8", "surrogateescape")
+    try:
+        conn.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
+        for k, v in {**(headers or {}), "Content-Length": str(len(body))}.items():
+            conn.putheader(k, v)
+        if token:
+            conn.putheader("Authorization", f"Bearer {token}")
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        status, raw = resp.status, resp.read()
+    except ConnectionRefusedError:
+        return None         # it stopped meanwhile: nothing was sent, the store takes it
+    except (OSError, http.client.HTTPException) as e:
+        raise DaemonError(f"the daemon at {info['url']} did not answer ({e}); the delivery "
+                          "may have been taken: look at the job before sending it again") \
+            from None
+    finally:
+        conn.close()
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = {}
+    if 200 <= status < 300:
+        return answer
+    why = FIRST_WINS if status == 409 else answer.get("error", f"status {status}")
+    if status in (404, 409, 410):
+        raise UsageError(f"{verb}: {why}")
+    raise DaemonError(f"the daemon answered {status}: {why}")
 
 
 def _poke(home: Path, job_id: str, *, start: bool) -> None:
@@ -104,6 +153,8 @@ def _poke(home: Path, job_id: str, *, start: bool) -> None:
 def request(info: dict, method: str, path: str, body: bytes | None = None, *,
             token: str | None, timeout: float = 10.0) -> dict:
     """One control-API call to the daemon described by daemon.json; its JSON answer."""
+    import urllib.error
+    import urllib.request
     req = urllib.request.Request(info["url"] + path, data=body, method=method)
     if token:
         req.add_header("Authorization", f"Bearer {token}")

@@ -35,20 +35,17 @@ class App:
         self.max_body = config.daemon.max_body
 
     def deliver(self, job_id: str, token: str, data: dict) -> bool:
-        if not self.store.deliver(job_id, token, data):
-            return False
-        self.log.info("job %s: callback delivered", job_id)
-        self._poke(job_id)
-        return True
+        """A callback: True once the intake log holds it durably (its mover then puts it in
+        the inbox and pokes the job); False when the token was delivered before."""
+        return self.intake.callback(job_id, token, data)
 
     def send(self, job_id: str, name: str, data: str) -> int:
-        n = self.store.send(job_id, name, {"data": data})
-        self.log.info("job %s: event %s #%d queued", job_id, name, n)
-        self._poke(job_id)
-        return n
+        """An event: its number once the intake log holds it durably (the mover logs it)."""
+        return self.intake.event(job_id, name, {"data": data})
 
     def _poke(self, job_id: str) -> None:
-        """A delivery for a job: if no process holds it (parked), run it so it can look."""
+        """A delivery is in the job's inbox: if it is parked and awaits it, run it so it can
+        take it. The intake's mover calls this."""
         self.supervisor.poke(job_id)
 
     def jobs(self):
@@ -91,6 +88,7 @@ class App:
 def serve(home: Path, config) -> int:
     """Run the daemon in this process until SIGTERM/SIGINT; 0 after a clean stop."""
     from ..journal import open_store
+    from .intake import Intake
     from .server import Server
     from .supervisor import Supervisor, runner_env
     lease = files.take_lease(home)
@@ -100,6 +98,9 @@ def serve(home: Path, config) -> int:
         sup = Supervisor(store, log, max_runners=config.daemon.max_runners, env=runner_env(),
                          on_queue=lambda ids: files.write_queue(home, ids))
         app = App(home, store, config, log, sup)
+        app.intake = intake = Intake(home, store, log, app._poke)
+        recovered = intake.recover()       # before anything is answered
+        intake.start()
         host, port = _split_listen(config.daemon.listen)
         try:
             server = Server((host, port), app)
@@ -111,11 +112,14 @@ def serve(home: Path, config) -> int:
         log.info("daemon %d started for %s, listening on %s", os.getpid(), home, listen)
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         _file_jobs(store, sup, log)
+        for job_id in sorted(recovered):
+            app._poke(job_id)
         stop = _on_stop(sup)
         sup.loop()
         log.info("daemon stopping (%s)", stop.get("why", "stopped"))
         server.shutdown()
         server.server_close()
+        intake.stop()
         sup.stop()
         log.info("daemon stopped")
         return 0

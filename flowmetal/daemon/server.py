@@ -10,7 +10,8 @@
     POST /jobs/<id>/resume               run it now if no process holds it            (bearer)
     POST /jobs/<id>/watch                go on with it when its foreground fm goes    (bearer)
 
-A delivery is durable in the job's inbox before the 2xx is sent. Every error is a status and a
+A delivery is durable before the 2xx is sent: in the intake log (intake.py), which moves it
+to the job's inbox. Every error is a status and a
 JSON body `{"error": "one line"}`. Bodies are limited (`[daemon] max_body`, 413), slow clients
 time out (`CLIENT_TIMEOUT`), and at most MAX_CLIENTS connections are served at once (503).
 """
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import FlowmetalError, JobNotFoundError, SourceError
 from ..journal import TERMINAL_KINDS
 from ..journal.jobstore import EVENT_RE, JOB_ID_RE, TOKEN_RE
+from .intake import IntakeError
 
 CLIENT_TIMEOUT = 10.0
 """Seconds a client may take to send each part of its request before it is dropped."""
@@ -96,6 +98,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):     # to daemon.log, not stderr
         self.server.app.log.info("http %s " + fmt, self.client_address[0], *args)
 
+    def log_request(self, code="-", size="-"):
+        """Refused requests only: a delivery is logged as one (App), a read needs no line, and
+        a line per request costs as much as the rest of a delivery."""
+        if isinstance(code, int) and code >= 400:
+            super().log_request(code, size)
+
     def _route(self):
         try:
             path = urlsplit(self.path).path
@@ -117,6 +125,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(e.status, {"error": e.message}, e.headers)
         except JobNotFoundError as e:
             self._json(404, {"error": e.message})
+        except IntakeError as e:
+            self._json(503, {"error": e.message})
         except SourceError as e:
             self._json(400, {"error": f"{e.filename}:{e.line}:{e.col}: {e.message}"})
         except FlowmetalError as e:
@@ -198,9 +208,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             if self.close_connection:
                 self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            body = b"" if self.command == "HEAD" else data
+            if hasattr(self, "_headers_buffer"):    # headers and body in one write, one packet
+                self._headers_buffer.append(b"\r\n" + body)
+                self.flush_headers()
+            else:
+                self.end_headers()
+                self.wfile.write(body)
         except OSError:
             self.close_connection = True
 
@@ -208,10 +222,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def callback(self, token: str):
         app = self.server.app
-        job = app.store.bound(token) if TOKEN_RE.match(token) else None
-        if job is None:
+        bound = app.store.binding(token) if TOKEN_RE.match(token) else None
+        if bound is None:
             self._body()
             raise HttpError(404, "no such callback")
+        job, method = bound
+        if method is not None and self.command != method:      # `callback --method`
+            self._body()
+            raise HttpError(405, f"this callback answers {method} only", {"Allow": method})
         query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
         data = {"method": self.command, "query": query,
                 "headers": {k.lower(): v for k, v in self.headers.items()},

@@ -157,6 +157,7 @@ class Supervisor:
             if job_id in self.watched:
                 return
             self.watched.add(job_id)
+        self.log.info("job %s: watching its foreground runner", job_id)
 
         def wait() -> None:
             try:

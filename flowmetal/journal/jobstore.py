@@ -203,10 +203,25 @@ class JobStore(ABC):
     # ---- deliveries and timers (the daemon's side) ----
 
     @abstractmethod
-    def deliver(self, job_id: str, key: str, data: dict) -> bool:
+    def deliver(self, job_id: str, key: str, data: dict, *, sync: bool = True) -> bool:
         """Put a delivery in the job's inbox under `key` (a callback token, `event:<name>:<n>`),
         durably, before returning True; False (nothing changed) when `key` was delivered
-        before: the first delivery wins."""
+        before: the first delivery wins. With `sync=False` it is visible at once but durable
+        only after `sync_deliveries()` (the daemon's intake log holds it meanwhile)."""
+
+    @abstractmethod
+    def sync_deliveries(self) -> None:
+        """Make every delivery this process made with `sync=False` durable."""
+
+    def crash_hook_deliveries(self) -> None:
+        """Tests only (FM_CRASH_POWER): lose the `sync=False` deliveries not yet synced, as a
+        power cut could."""
+        raise NotImplementedError(f"{type(self).__name__} cannot simulate a power cut")
+
+    @abstractmethod
+    def keys(self, job_id: str) -> list[str]:
+        """Every key ever delivered to the job, taken ones included, sorted (the daemon seeds
+        its first-wins and event numbering from it)."""
 
     @abstractmethod
     def mail(self, job_id: str) -> dict[str, dict]:

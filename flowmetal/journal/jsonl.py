@@ -9,8 +9,11 @@
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +37,8 @@ class JsonlStore(JobStore):
         self.home = private_dir(Path(home)) if home is not None else state_dir()
         self.jobs = private_dir(self.home / "jobs", follow=False)
         self.location = str(self.home)
+        self._unsynced: set[Path] = set()      # deliveries made with sync=False, not yet synced
+        self._unsynced_lock = threading.Lock()
 
     def dir(self, job_id: str) -> Path:
         """The job's directory, checked to be a private directory; JobNotFoundError if none."""
@@ -176,20 +181,57 @@ class JsonlStore(JobStore):
 
     # ---- deliveries and timers ----
 
-    def deliver(self, job_id: str, key: str, data: dict) -> bool:
+    def deliver(self, job_id: str, key: str, data: dict, *, sync: bool = True) -> bool:
         inbox = self.dir(job_id) / "inbox"
-        inbox.mkdir(mode=0o700, exist_ok=True)
         target = inbox / _inbox_name(key)
-        tmp = inbox / f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
-        _write_file(tmp, json.dumps({"key": key, "data": data}).encode())
+        tmp = inbox / f".tmp-{os.getpid()}-{next(_TMP_NUMBERS)}-{target.name}"
+        item = json.dumps({"key": key, "data": data}).encode()
+        try:
+            _write_file(tmp, item, sync=sync)
+        except FileNotFoundError:       # the job's first delivery
+            inbox.mkdir(mode=0o700, exist_ok=True)
+            _write_file(tmp, item, sync=sync)
         try:
             os.link(tmp, target)        # atomic, and fails when the key was delivered before
         except FileExistsError:
             return False
         finally:
             os.unlink(tmp)
-        fsync_dir(inbox)
+        if sync:
+            fsync_dir(inbox)
+        else:
+            with self._unsynced_lock:
+                self._unsynced.add(target)
         return True
+
+    def sync_deliveries(self) -> None:
+        with self._unsynced_lock:
+            paths, self._unsynced = self._unsynced, set()
+        if not paths:
+            return
+        if _syncfs(self.jobs):      # one call for the file system, not one per file
+            return
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
+            try:
+                fsync_fd(fd)
+            finally:
+                os.close(fd)
+        for inbox in {p.parent for p in paths}:
+            fsync_dir(inbox)
+
+    def crash_hook_deliveries(self) -> None:
+        with self._unsynced_lock:
+            for path in self._unsynced:
+                os.unlink(path)
+            self._unsynced = set()
+
+    def keys(self, job_id: str) -> list[str]:
+        try:
+            names = os.listdir(self.dir(job_id) / "inbox")
+        except FileNotFoundError:
+            return []
+        return sorted(k for k in map(_inbox_key, names) if k)
 
     def mail(self, job_id: str) -> dict[str, dict]:
         out = {}
@@ -365,6 +407,36 @@ def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
             fsync_fd(fd)
     finally:
         os.close(fd)
+
+
+_TMP_NUMBERS = itertools.count()
+"""Temporary file names unique in this process (its pid is in the name too)."""
+_SYNCFS = None
+"""libc's syncfs once looked up; False where there is none."""
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the file system holding `path` (Linux); False where there is none."""
+    global _SYNCFS
+    if _SYNCFS is None:
+        _SYNCFS = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+                _SYNCFS = ctypes.CDLL(None, use_errno=True).syncfs
+            except (OSError, AttributeError):
+                pass
+    if not _SYNCFS:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _SYNCFS(fd) != 0:
+            import ctypes
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
 
 
 def _rmtree(path: Path, **kw) -> None:

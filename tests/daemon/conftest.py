@@ -1,6 +1,7 @@
 """A real daemon process on 127.0.0.1 (an ephemeral port) over a private state directory."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -128,3 +130,42 @@ def wait_for(pred, timeout=30.0, what="condition"):
             return v
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def held_job(env, tmp_path):
+    """A job held by a foreground `fm` process sleeping for the test (no daemon runs it, so a
+    daemon killed and restarted meanwhile leaves it alone); its id."""
+    script = tmp_path / "held.fm"
+    script.write_text("sleep 600\n")
+    proc = subprocess.Popen([sys.executable, "-m", "flowmetal", str(script)],
+                            env=dict(env, FM_HAND_OVER="0"),   # no daemon watches it
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        store = wait_for(lambda: _store_of(env), what="the state directory")
+        job = wait_for(lambda: [j for j in store.ids() if j.startswith("held-")],
+                       what="the job")[0]
+        wait_for(lambda: store.holder(job), what="its holder")
+        yield job
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
+def _store_of(env):
+    from flowmetal.journal.jsonl import JsonlStore
+    home = Path(env["FM_HOME"])
+    return JsonlStore(home) if (home / "jobs").is_dir() else None
+
+
+def post(url: str, path: str, body: bytes, token: str | None = None,
+         conn: http.client.HTTPConnection | None = None) -> tuple[int, dict]:
+    """One POST over a (kept-alive) connection; (status, JSON answer)."""
+    if conn is None:
+        u = urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    conn.request("POST", path, body=body, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read() or b"{}")

@@ -129,7 +129,7 @@ def test_a_callback_completed_while_no_daemon_runs(daemon, env, tmp_path):
         wait_for(lambda: _ps(env)[job]["state"] == "done", what="the job to end")
         assert (tmp_path / "body.txt").read_text() == "done by hand"
         p = fm("complete", url, "again", env=env)
-        assert p.returncode != 0 and "delivered before" in p.stderr
+        assert p.returncode != 0 and ("has ended" in p.stderr or "delivered before" in p.stderr)
     finally:
         fm("daemon", "stop", env=env)
 
@@ -201,7 +201,7 @@ def test_a_foreground_runner_that_dies_leaves_its_job_to_the_daemon(env, tmp_pat
     store = JsonlStore(home)
     job = wait_for(lambda: store.ids() if home.exists() else None, what="the job")[0]
     log = home / "daemon.log"
-    wait_for(lambda: log.exists() and f"POST /jobs/{job}/watch" in log.read_text(),
+    wait_for(lambda: log.exists() and f"job {job}: watching" in log.read_text(),
              what="the daemon watching")
     assert store.holder(job) == proc.pid
     proc.send_signal(getattr(signal, how))
@@ -234,3 +234,19 @@ def test_parked_jobs_can_be_attached_to_cancelled_and_killed(daemon, env, tmp_pa
     states = _ps(env)
     assert (states[one]["state"], states[one]["status"]) == ("cancelled", 130)
     assert (states[two]["state"], states[two]["status"]) == ("cancelled", 137)
+
+
+def test_a_callback_with_a_method_refuses_the_others(daemon, env, tmp_path):
+    script = tmp_path / "get.fm"
+    script.write_text('url=$(callback --method GET)\necho "$url" > url.txt\n'
+                      'await "$url" > got.txt\n')
+    job = fm("run", "-d", script, env=env, cwd=tmp_path).stdout.strip()
+    url = wait_for(lambda: (tmp_path / "url.txt").exists() and
+                   (tmp_path / "url.txt").read_text().strip(), what="the URL")
+    status, body = _http(url, b"posted")
+    assert status == 405 and "answers GET only" in body["error"]
+    assert _http(url + "?ok=yes", method="GET")[0] == 200
+    wait_for(lambda: _ps(env)[job]["state"] == "done", what="the job to end")
+    assert json.loads((tmp_path / "got.txt").read_text()) == {"ok": "yes"}
+    p = fm("-c", "callback --method PUT", env=env)
+    assert p.returncode == 2 and "--method must be GET or POST" in p.stderr
