@@ -18,6 +18,9 @@ from pathlib import Path
 from . import files
 from .files import DaemonError
 
+IDLE_POLL = None
+"""socketserver's poll interval (default 0.5 s): none, the HTTP thread never wakes by itself."""
+
 START_WAIT = 10.0
 """Seconds `fm daemon start` waits for a new daemon to answer."""
 
@@ -110,15 +113,16 @@ def serve(home: Path, config) -> int:
         listen = f"{host}:{server.server_address[1]}"
         files.write_info(home, listen, f"http://{listen}")
         log.info("daemon %d started for %s, listening on %s", os.getpid(), home, listen)
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-        _file_jobs(store, sup, log)
-        for job_id in sorted(recovered):
-            app._poke(job_id)
+        # No poll: the HTTP thread sleeps until a client comes (stop wakes it, below).
+        threading.Thread(target=server.serve_forever, args=(IDLE_POLL,), name="http",
+                         daemon=True).start()
+        # Filing every job takes a while with thousands parked: the loop runs meanwhile.
+        threading.Thread(target=_file_jobs, args=(store, sup, log, recovered, app._poke),
+                         name="file-jobs", daemon=True).start()
         stop = _on_stop(sup)
         sup.loop()
         log.info("daemon stopping (%s)", stop.get("why", "stopped"))
-        server.shutdown()
-        server.server_close()
+        _stop_serving(server)
         intake.stop()
         sup.stop()
         log.info("daemon stopped")
@@ -128,14 +132,34 @@ def serve(home: Path, config) -> int:
         lease.release()
 
 
-def _file_jobs(store, sup, log) -> None:
-    """At start: every unfinished job that nobody runs is filed by the supervisor: run now
-    (orphaned, overdue, or with a delivery it awaits), at its wake-up time, or when a
-    delivery comes."""
-    from ..runner.jobs import list_jobs
-    for info in list_jobs(store):
-        if info.state != "damaged" and info.pid is None:
-            sup.settle(info.id)
+def _file_jobs(store, sup, log, recovered, poke) -> None:
+    """At start: every job is filed by the supervisor from its last record (a finished one
+    costs that read): run now (orphaned, overdue, or with a delivery it awaits), at its
+    wake-up time, or when a delivery comes. Then the jobs whose deliveries the intake
+    recovered are poked."""
+    started = time.monotonic()
+    ids = store.ids()
+    for job_id in ids:
+        if sup.stopping:
+            return
+        sup.settle(job_id)
+    for job_id in sorted(recovered):
+        poke(job_id)
+    log.info("filed %d jobs in %.1fs", len(ids), time.monotonic() - started)
+
+
+def _stop_serving(server) -> None:
+    """Stop the HTTP thread, which waits in select() without a timeout: ask it to stop, then
+    wake it with a connection of our own (it is dropped at once)."""
+    import socket
+    stopper = threading.Thread(target=server.shutdown, daemon=True)
+    stopper.start()
+    try:
+        socket.create_connection(server.server_address[:2], timeout=1).close()
+    except OSError:
+        pass
+    stopper.join(10)
+    server.server_close()
 
 
 def _on_stop(sup) -> dict:

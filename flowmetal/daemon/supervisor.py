@@ -127,7 +127,8 @@ class Supervisor:
         delivery comes); or orphaned (run again, after a delay when its runner crashed)."""
         try:
             last = self.store.last(job_id) or {}
-            held = self.store.holder(job_id) is not None
+            held = last.get("kind") not in TERMINAL_KINDS and \
+                self.store.holder(job_id) is not None
         except Exception as e:     # a deleted or damaged job: nothing to run
             self.log.warning("job %s: %s", job_id, e)
             return
