@@ -218,6 +218,7 @@ def history_lines(records: Iterable[dict], *, live: bool = False,
     `output` lines of each stream (0: none; None: all of it), passed through `hide` (a
     Redactor's `text`) when given."""
     pending: dict = {}  # step -> effect.started waiting for its effect.done
+    parked: set = set()  # steps in flight when the job was parked (their wait runs again)
     for rec in records:
         kind = rec.get("kind")
         step = rec.get("step")
@@ -231,20 +232,23 @@ def history_lines(records: Iterable[dict], *, live: bool = False,
             continue
         if kind == "effect.started":
             if step in pending:      # started again on resume: the first run was cut off
-                yield _line(pending[step], step, _request_of(pending[step]) + "  -> (interrupted)")
+                how = "(parked)" if step in parked else "(interrupted)"
+                yield _line(pending[step], step, _request_of(pending[step]) + f"  -> {how}")
             pending[step] = rec
             continue
+        if kind == "job.parked":
+            parked = set(pending)
         if kind in ("cancel", "job.started") or kind in _ENDS:
             for s in sorted(pending):
                 yield _line(pending[s], s, _request_of(pending[s]) + "  -> (interrupted)")
             pending.clear()
         yield from _event_line(rec, kind)
     for s in sorted(pending):
-        state = "(interrupted)"
-        if live:
+        state = "(parked)" if s in parked else "(interrupted)"
+        if live or s in parked:
             req = pending[s].get("req")
-            state = "(sleeping)" if isinstance(req, dict) and req.get("op") == "sleep" \
-                else "(running)"
+            op = req.get("op") if isinstance(req, dict) else None
+            state = {"sleep": "(sleeping)", "await": "(waiting)"}.get(op, "(running)")
         yield _line(pending[s], s, _request_of(pending[s]) + f"  -> {state}")
 
 
@@ -291,6 +295,10 @@ def _event_line(rec: dict, kind) -> Iterator[str]:
                                f"  (in {rec.get('cwd', '?')})")
     elif kind == "snapshot":
         yield _line({"ts": rec.get("ts")}, rec.get("step"), "snapshot")
+    elif kind == "job.parked":
+        until = rec.get("until")
+        when = f"until {utc_time(until)}" if _number(until) else "until a delivery comes"
+        yield _line(rec, rec.get("step"), f"job.parked  {when}")
     elif kind == "main.ended":
         ids = ", ".join(map(str, rec.get("waiting") or []))
         yield _line(rec, rec.get("step"), f"main.ended  waiting for branches {ids}")

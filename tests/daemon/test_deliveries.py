@@ -250,3 +250,17 @@ def test_a_callback_with_a_method_refuses_the_others(daemon, env, tmp_path):
     assert json.loads((tmp_path / "got.txt").read_text()) == {"ok": "yes"}
     p = fm("-c", "callback --method PUT", env=env)
     assert p.returncode == 2 and "--method must be GET or POST" in p.stderr
+
+
+def test_fm_log_shows_where_a_job_was_parked(daemon, env, tmp_path):
+    script = tmp_path / "lg.fm"
+    script.write_text('x=$(await --event go)\necho "got $x"\n')
+    job = fm("run", "-d", script, env=env, cwd=tmp_path).stdout.strip()
+    wait_for(lambda: _ps(env)[job]["state"] == "waiting" and not _ps(env)[job]["pid"],
+             what="the job parked")
+    log = fm("log", job, env=env).stdout
+    assert "job.parked  until a delivery comes" in log and "await  event go  -> (waiting)" in log
+    fm("send", job, "go", "hi", env=env)
+    wait_for(lambda: _ps(env)[job]["state"] == "done", what="the job to end")
+    log = fm("log", job, env=env).stdout
+    assert "await  event go  -> (parked)" in log and "-> event go #1 (2 chars)" in log
