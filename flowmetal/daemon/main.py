@@ -188,7 +188,10 @@ def start(home: Path) -> dict:
     if info:
         return info
     cmd = [sys.executable, "-m", "flowmetal", "daemon", "run"]
-    env = dict(os.environ, FM_HOME=str(home))
+    # Not a step of any job: a daemon started by a job's program (a nested fm) must not carry
+    # its step key, or that job's watchdog would take it for a survivor of the step.
+    env = {k: v for k, v in os.environ.items() if k != "FM_STEP_KEY"}
+    env["FM_HOME"] = str(home)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env, start_new_session=True,
                             close_fds=True)
