@@ -98,7 +98,8 @@ class Supervisor:
         if job_id in self.running:
             return
         if self.store.holder(job_id) is not None:
-            return          # a foreground fm or `fm resume` has it; it reports back itself
+            self.watch(job_id)  # a foreground fm or `fm resume` has it: file it when it goes
+            return
         cmd = [sys.executable, "-m", "flowmetal", action, job_id]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -122,7 +123,8 @@ class Supervisor:
             self.settle(job_id, crashed=status < 0 or status == 70)
 
     def settle(self, job_id: str, *, crashed: bool = False) -> None:
-        """Look at a job no runner of ours has (any more) and file it: finished; parked (run
+        """Look at a job no runner of ours has (any more) and file it: finished; held by
+        another process (watched, and filed again when that process lets it go); parked (run
         when a delivery it awaits is in its inbox, else at its wake-up time, else when a
         delivery comes); or orphaned (run again, after a delay when its runner crashed)."""
         try:
@@ -132,8 +134,12 @@ class Supervisor:
         except Exception as e:     # a deleted or damaged job: nothing to run
             self.log.warning("job %s: %s", job_id, e)
             return
-        if last.get("kind") in TERMINAL_KINDS or held:
+        if last.get("kind") in TERMINAL_KINDS:
             self.failures.pop(job_id, None)
+            return
+        if held:        # a foreground fm, or a runner of an earlier daemon: file it when it goes
+            if job_id not in self.running:
+                self.watch(job_id)
             return
         if last.get("kind") == "job.parked":
             self.failures.pop(job_id, None)

@@ -114,3 +114,23 @@ def test_jobs_beyond_max_runners_are_queued(env, tmp_path):
                  what="both jobs to end")
     finally:
         daemon.stop()
+
+
+def test_a_new_daemon_watches_the_runners_of_the_one_before(env, tmp_path):
+    """A runner outlives its daemon (its own session); the next daemon watches it, and runs
+    the job again when that runner dies with the job unfinished."""
+    first = Daemon(Path(env["FM_HOME"]), env).start()
+    script = tmp_path / "slow.fm"
+    script.write_text("echo one >> out.txt\n/bin/sleep 30.5\necho two >> out.txt\n")
+    job = fm("run", "-d", script, env=env, cwd=tmp_path).stdout.strip()
+    pid = wait_for(lambda: _holder(env, job), what="the runner")
+    first.kill()
+    second = Daemon(Path(env["FM_HOME"]), env).start()
+    try:
+        wait_for(lambda: f"job {job}: watching" in (Path(env["FM_HOME"]) / "daemon.log")
+                 .read_text(), what="the new daemon watching the runner")
+        os.kill(pid, 9)
+        wait_for(lambda: (p := _holder(env, job)) and p != pid, what="a runner of the new one")
+    finally:
+        fm("kill", job, env=env)
+        second.stop()
