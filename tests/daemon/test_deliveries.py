@@ -204,6 +204,7 @@ def test_a_foreground_runner_that_dies_leaves_its_job_to_the_daemon(env, tmp_pat
     wait_for(lambda: log.exists() and f"job {job}: watching" in log.read_text(),
              what="the daemon watching")
     assert store.holder(job) == proc.pid
+    time.sleep(1)           # the daemon logs before it answers: let fm read the answer
     proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=60)
     if how == "SIGHUP":
