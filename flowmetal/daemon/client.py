@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from ..journal.jobstore import EVENT_RE, TOKEN_RE
+from ..journal.jobstore import EVENT_RE, callback_token
 from . import files, main
 from .files import DaemonError
 
@@ -70,8 +70,8 @@ def send(home: Path, job: str, event: str, data: str) -> int:
 
 def complete(home: Path, target: str, data: str) -> int:
     from ..journal import open_store
-    token = target.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    if not TOKEN_RE.match(token):
+    token = callback_token(target)
+    if token is None:
         raise UsageError(f"complete: `{target[:80]}` is not a callback URL or token")
     store = open_store(home)
     job_id = store.bound(token)

@@ -31,6 +31,7 @@ import threading
 
 from ..errors import FlowmetalError, JobNotFoundError, JournalError
 from ..journal._fs import fsync_dir, fsync_fd
+from ..journal.jobstore import event_key
 from . import files
 
 LOG, OLD = "intake.jsonl", "intake.jsonl.old"
@@ -46,10 +47,6 @@ _CLOSED = "closed"
 
 class IntakeError(FlowmetalError):
     """The intake cannot take deliveries (the daemon is stopping, or its log failed)."""
-
-
-def event_key(name: str, n: int) -> str:
-    return f"{EVENT}{name}:{n:012d}"
 
 
 class _Batch:

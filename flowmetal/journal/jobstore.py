@@ -33,6 +33,12 @@ def callback_token(target: str) -> str | None:
 EVENT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 """An event name (`await --event NAME`, `fm send JOB NAME`)."""
 
+
+def event_key(name: str, n: int) -> str:
+    """The inbox key of event `name` number n: `event:<name>:<n, 12 digits>` (text order is
+    number order)."""
+    return f"event:{name}:{n:012d}"
+
 LARGE = 64 * 1024
 """A string value longer than this (in characters) in an appended record is stored once, as
 content named by its hash, and put back in place when the record is read: a store's record

@@ -21,7 +21,7 @@ from ..errors import JobNotFoundError, JournalError
 from ..statedir import check_private, private_dir, state_dir
 from . import content
 from ._fs import fsync_dir, fsync_fd
-from .jobstore import EVENT_RE, JOB_ID_RE, TOKEN_RE, JobStore, Lease
+from .jobstore import EVENT_RE, JOB_ID_RE, TOKEN_RE, JobStore, Lease, event_key
 from .lock import JobLock
 from .reader import follow, open_journal, read_first, read_last, read_records
 from .store import Journal
@@ -262,7 +262,7 @@ class JsonlStore(JobStore):
         n = sum(1 for f in names if _inbox_key(f).startswith(prefix))
         while True:     # a concurrent sender took n: the next number (link(2) decides)
             n += 1
-            if self.deliver(job_id, f"{prefix}{n:012d}", data):
+            if self.deliver(job_id, event_key(name, n), data):
                 return n
 
     def bind(self, token: str, job_id: str, method: str | None = None) -> None:
