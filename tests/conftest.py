@@ -26,7 +26,11 @@ def pytest_configure(config):
 
 def pytest_sessionfinish(session, exitstatus):
     """No daemon started under this session's temporary directories may outlive it: each one
-    left is stopped and fails the run (a test that lets a job start one must stop it)."""
+    left is stopped and fails the run (a test that lets a job start one must stop it). Under
+    pytest-xdist the controller looks, once every worker is done: the workers' temporary
+    directories are inside its own."""
+    if hasattr(session.config, "workerinput"):
+        return
     import os
     base = str(session.config._tmp_path_factory.getbasetemp())
     left = []

@@ -15,7 +15,8 @@ Environment knobs:
                 `/bin/bash` to see what the fm-side failure reports look like.
   FM_SPEC_JOBS  how many fm cases run at once (default: the CPU count). The selected fm cases
                 are all run up front by a thread pool, then each test checks its own result;
-                FM_SPEC_JOBS=1 runs each case inside its own test instead.
+                FM_SPEC_JOBS=1 runs each case inside its own test instead, as does every
+                pytest-xdist worker (./bin/test runs two): the workers share the load.
 
 Collection never imports the interpreter: fm runs in a child process, so a missing or broken
 `flowmetal.cli` shows up as failing cases with a clear message, not as a collection error.
@@ -246,7 +247,8 @@ FM_ENV = {"PYTHONPATH": str(REPO)}
 @pytest.fixture(scope="session")
 def fm_outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
     """Every selected fm case, run up front FM_SPEC_JOBS at a time (each still its own process)."""
-    if _jobs() == 1 or (not os.environ.get("FM_SPEC_CMD") and _fm_missing()):
+    if _jobs() == 1 or os.environ.get("PYTEST_XDIST_WORKER") or (
+            not os.environ.get("FM_SPEC_CMD") and _fm_missing()):
         return {}
     cases = [item.callspec.params["case"] for item in request.session.items
              if getattr(item, "originalname", None) == "test_fm"]
