@@ -28,13 +28,12 @@ POLL = 0.05
 
 def perform_callback(req: dict, term, token=None) -> dict:
     """Register a one-shot callback for the job: its token and URL."""
-    import secrets
-
     from ..errors import FlowmetalError
     from ..journal import open_store
+    from ..journal.jobstore import new_token
     try:
         base = callback_base()
-        tok = secrets.token_urlsafe(24)
+        tok = new_token()
         open_store().bind(tok, req["job"], req.get("method"))
     except (FlowmetalError, OSError, ValueError) as e:
         return {"error": f"callback: {e}"}

@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import threading
+import time
 
 from ..errors import FlowmetalError, JobNotFoundError, JournalError
 from ..journal._fs import fsync_dir, fsync_fd
@@ -39,6 +40,8 @@ SEGMENT_BYTES = 4 * 1024 * 1024
 """The log is rotated (and the previous one dropped once moved and synced) past this size."""
 IDLE_ROTATE = 5.0
 """Seconds without deliveries after which a non-empty log is rotated too."""
+LOG_EVERY = 1.0
+"""Seconds between two `in its inbox` lines of one job while its deliveries keep coming."""
 EVENT = "event:"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOSED = "closed"
@@ -97,6 +100,8 @@ class Intake:
         raw = os.environ.get("FM_DAEMON_INTAKE_SEGMENT", "")     # tests: rotate sooner
         self.segment_bytes = int(raw) if raw.isdigit() else SEGMENT_BYTES
         self.threads: list[threading.Thread] = []
+        self.unlogged: dict[str, list[str]] = {}    # job -> keys moved, not logged yet
+        self.logged_at: dict[str, float] = {}
 
     # ---- what the HTTP threads call ----
 
@@ -280,6 +285,8 @@ class Intake:
 
     def _move_loop(self) -> None:
         while True:
+            if self.unlogged and not self.moves:
+                self._log_moves(None)       # idle: what was not logged yet
             with self.cond:
                 while not self.moves and not self.writer_done:
                     self.movable.wait()
@@ -304,14 +311,27 @@ class Intake:
                     moved.setdefault(e["job"], []).append(e["key"])
             if item is not _CLOSED:
                 item.done.set()             # in the inboxes: answered before the pokes
-        for job, keys in moved.items():     # one line per job and batch, not per delivery
-            self.log.info("job %s: in its inbox: %s", job, _summary(keys))
+        for job, keys in moved.items():
+            self.unlogged.setdefault(job, []).extend(keys)
             try:
                 self.poke(job)
             except JobNotFoundError:
                 pass
         if _CLOSED in work:
             self._checkpoint()
+        self._log_moves(time.monotonic())
+
+    def _log_moves(self, now: float | None) -> None:
+        """`job …: in its inbox: …`, one line per job and LOG_EVERY seconds at most while
+        deliveries keep coming (a line per delivery would cost as much as the delivery), and
+        the rest when the mover has nothing to do (`now` None)."""
+        for job in list(self.unlogged):
+            if now is None or now - self.logged_at.get(job, 0.0) >= LOG_EVERY:
+                self.log.info("job %s: in its inbox: %s", job, _summary(self.unlogged.pop(job)))
+                if now is not None:
+                    self.logged_at[job] = now
+        if now is None:
+            self.logged_at.clear()
 
     def _move(self, entry: dict, *, recovering: bool) -> bool:
         """Put one line's delivery in its job's inbox; False when it was there already (or

@@ -23,6 +23,15 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{22,86}\Z")
 """A callback token: `secrets.token_urlsafe` text of 128 to 512 bits."""
 
 
+def new_token(nbytes: int = 24) -> str:
+    """A fresh callback token (192 bits by default) that does not start with `-`, so that
+    `fm complete TOKEN` never reads it as an option."""
+    import secrets
+    while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return token
+
+
 def callback_token(target: str) -> str | None:
     """The token of a callback given as its URL (`<base>/callbacks/<token>`, a query allowed)
     or as the token itself; None when `target` holds none."""

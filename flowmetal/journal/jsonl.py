@@ -3,30 +3,30 @@
     <home>/jobs/<id>/journal.jsonl    the records, one JSON line each (docs/journal.md)
     <home>/jobs/<id>/lock             the lease: an flock the kernel drops when its holder dies
     <home>/jobs/<id>/content/<sha256> long strings moved out of records (journal/content.py)
-    <home>/jobs/<id>/inbox/<key>.json deliveries not yet journaled by the job
+    <home>/jobs/<id>/inbox.jsonl      deliveries and what the job took of them (inbox.py)
     <home>/wake/<id>                  the job's wake-up time (epoch seconds, as text)
     <home>/callbacks/<token>          the id of the job a callback token belongs to
 """
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import JobNotFoundError, JournalError
+from ..errors import JobNotFoundError
 from ..statedir import check_private, private_dir, state_dir
 from . import content
 from ._fs import fsync_dir, fsync_fd
+from .inbox import TAKEN, Inboxes
 from .jobstore import EVENT_RE, JOB_ID_RE, TOKEN_RE, JobStore, Lease, event_key
 from .lock import JobLock
 from .reader import follow, open_journal, read_first, read_last, read_records
 from .store import Journal
 
 JOURNAL = "journal.jsonl"
+LAST_REMEMBERED = 4096
+"""Jobs whose last record a store remembers (see `last`); all are forgotten past that."""
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -37,8 +37,9 @@ class JsonlStore(JobStore):
         self.home = private_dir(Path(home)) if home is not None else state_dir()
         self.jobs = private_dir(self.home / "jobs", follow=False)
         self.location = str(self.home)
-        self._unsynced: set[Path] = set()      # deliveries made with sync=False, not yet synced
-        self._unsynced_lock = threading.Lock()
+        self.inboxes = Inboxes()
+        self._last: dict[str, tuple] = {}      # job id -> (journal's stat, its last record)
+        self._bound: dict[str, tuple] = {}     # callback token -> binding (they never change)
 
     def dir(self, job_id: str) -> Path:
         """The job's directory, checked to be a private directory; JobNotFoundError if none."""
@@ -151,8 +152,22 @@ class JsonlStore(JobStore):
         return self._restore(job_id, read_first(self.path(job_id)))
 
     def last(self, job_id: str) -> dict | None:
-        rec = read_last(self.path(job_id))
-        return None if rec is None else self._restore(job_id, rec)
+        # Remembered per journal (inode, size, mtime): the daemon asks at every delivery.
+        path = self.path(job_id)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            seen = None
+        hit = self._last.get(job_id)
+        if hit is None or seen is None or hit[0] != seen:
+            rec = read_last(path)
+            hit = (seen, None if rec is None else self._restore(job_id, rec))
+            if seen is not None:
+                if len(self._last) >= LAST_REMEMBERED:
+                    self._last.clear()
+                self._last[job_id] = hit
+        return None if hit[1] is None else dict(hit[1])
 
     def tail(self, job_id: str) -> tuple[dict | None, list[dict]]:
         from .recovery import recover
@@ -182,34 +197,11 @@ class JsonlStore(JobStore):
     # ---- deliveries and timers ----
 
     def deliver(self, job_id: str, key: str, data: dict, *, sync: bool = True) -> bool:
-        inbox = self.dir(job_id) / "inbox"
-        target = inbox / _inbox_name(key)
-        tmp = inbox / f".tmp-{os.getpid()}-{next(_TMP_NUMBERS)}-{target.name}"
-        item = json.dumps({"key": key, "data": data}).encode()
-        try:
-            _write_file(tmp, item, sync=sync)
-        except FileNotFoundError:       # the job's first delivery
-            inbox.mkdir(mode=0o700, exist_ok=True)
-            _write_file(tmp, item, sync=sync)
-        try:
-            os.link(tmp, target)        # atomic, and fails when the key was delivered before
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(tmp)
-        if sync:
-            fsync_dir(inbox)
-        else:
-            with self._unsynced_lock:
-                self._unsynced.add(target)
-        return True
+        return self.inboxes.deliver(self.dir(job_id), key, data, sync=sync)
 
     def sync_deliveries(self) -> None:
-        with self._unsynced_lock:
-            paths, self._unsynced = self._unsynced, set()
-        if not paths:
-            return
-        if _syncfs(self.jobs):      # one call for the file system, not one per file
+        paths = self.inboxes.sync()
+        if not paths or _syncfs(self.jobs):     # one call for the file system, not per file
             return
         for path in paths:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
@@ -217,53 +209,21 @@ class JsonlStore(JobStore):
                 fsync_fd(fd)
             finally:
                 os.close(fd)
-        for inbox in {p.parent for p in paths}:
-            fsync_dir(inbox)
+            fsync_dir(path.parent)              # a job's first delivery made the file
 
     def crash_hook_deliveries(self) -> None:
-        with self._unsynced_lock:
-            for path in self._unsynced:
-                os.unlink(path)
-            self._unsynced = set()
+        self.inboxes.power_cut()
 
     def keys(self, job_id: str) -> list[str]:
-        try:
-            names = os.listdir(self.dir(job_id) / "inbox")
-        except FileNotFoundError:
-            return []
-        return sorted(k for k in map(_inbox_key, names) if k)
+        return sorted(self.inboxes.items(self.dir(job_id)))
 
     def mail(self, job_id: str) -> dict[str, dict]:
-        out = {}
-        inbox = self.dir(job_id) / "inbox"
-        try:
-            names = sorted(os.listdir(inbox))
-        except FileNotFoundError:
-            return out
-        for name in names:
-            if name.startswith("."):
-                continue
-            try:
-                item = json.loads((inbox / name).read_bytes())
-                if not item.get("taken"):
-                    out[item["key"]] = item["data"]
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                raise JournalError(f"{inbox / name}: damaged delivery") from None
-        return out
+        return {k: d for k, d in self.inboxes.items(self.dir(job_id)).items() if d is not TAKEN}
 
     def send(self, job_id: str, name: str, data: dict) -> int:
         if not EVENT_RE.match(name):
             raise ValueError(f"bad event name {name!r}")
-        prefix = f"event:{name}:"
-        try:
-            names = os.listdir(self.dir(job_id) / "inbox")
-        except FileNotFoundError:
-            names = []
-        n = sum(1 for f in names if _inbox_key(f).startswith(prefix))
-        while True:     # a concurrent sender took n: the next number (link(2) decides)
-            n += 1
-            if self.deliver(job_id, event_key(name, n), data):
-                return n
+        return self.inboxes.send(self.dir(job_id), name, data, event_key)
 
     def bind(self, token: str, job_id: str, method: str | None = None) -> None:
         if not TOKEN_RE.match(token):
@@ -277,6 +237,8 @@ class JsonlStore(JobStore):
         fsync_dir(index)
 
     def binding(self, token: str) -> tuple[str, str | None] | None:
+        if token in self._bound:
+            return self._bound[token]
         if not TOKEN_RE.match(token):
             return None
         try:
@@ -289,7 +251,10 @@ class JsonlStore(JobStore):
             os.close(fd)
         if not JOB_ID_RE.match(job_id) or method not in ("", "GET", "POST"):
             return None
-        return job_id, method or None
+        if len(self._bound) >= LAST_REMEMBERED:
+            self._bound.clear()
+        self._bound[token] = (job_id, method or None)
+        return self._bound[token]
 
     def due(self, now: float) -> list[tuple[str, float]]:
         return [(i, t) for i, t in self.wakes() if t <= now]
@@ -350,17 +315,9 @@ class JsonlLease(Lease):
         return self.store.mail(self.job_id)
 
     def take(self, key: str) -> None:
-        # A tombstone, not an unlink: the key stays used, so a second delivery is refused.
-        inbox = self.dir / "inbox"
-        target = inbox / _inbox_name(key)
-        if not target.exists():
-            return
-        tmp = inbox / f".take-{os.getpid()}-{os.urandom(4).hex()}-{target.name}"
-        _write_file(tmp, json.dumps({"key": key, "taken": True}).encode(),
-                    sync=self.journal.fsync)
-        os.replace(tmp, target)
-        if self.journal.fsync:      # a later snapshot must never outlive the tombstone
-            fsync_dir(inbox)
+        # A line saying so, not a deletion: the key stays used, so a second delivery is refused.
+        # Synced with the journal's setting: a later snapshot must never outlive it.
+        self.store.inboxes.take(self.dir, key, sync=self.journal.fsync)
 
     def set_wake(self, when: float | None) -> None:
         wake = private_dir(self.store.home / "wake", follow=False)
@@ -386,19 +343,6 @@ class JsonlLease(Lease):
         return f"<JsonlLease {self.job_id}>"
 
 
-def _inbox_name(key: str) -> str:
-    """A file name for an inbox key: any key, no path tricks (`a/b` and `..` are safe)."""
-    return key.encode("utf-8", "surrogatepass").hex() + ".json"
-
-
-def _inbox_key(name: str) -> str:
-    """The key of an inbox file name (see _inbox_name); "" for a name that is not one."""
-    try:
-        return bytes.fromhex(name.removesuffix(".json")).decode("utf-8", "surrogatepass")
-    except ValueError:
-        return ""
-
-
 def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW, 0o600)
     try:
@@ -409,8 +353,6 @@ def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
         os.close(fd)
 
 
-_TMP_NUMBERS = itertools.count()
-"""Temporary file names unique in this process (its pid is in the name too)."""
 _SYNCFS = None
 """libc's syncfs once looked up; False where there is none."""
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import secrets
 import signal
 import stat
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from flowmetal.journal.jobstore import new_token
 from flowmetal.journal.jsonl import JsonlStore
 
 from .conftest import Daemon, fm, post, wait_for
@@ -76,7 +76,7 @@ def test_events_from_four_http_clients(daemon, held_job):
 
 
 def test_a_callback_delivered_from_eight_threads_at_once(daemon, held_job):
-    token = secrets.token_urlsafe(16)
+    token = new_token(16)
     JsonlStore(daemon.home).bind(token, held_job)
     start = threading.Barrier(8)
     answers = {}
@@ -94,7 +94,7 @@ def test_a_callback_delivered_from_eight_threads_at_once(daemon, held_job):
 
 def test_fm_complete_and_send_through_the_daemon(daemon, env, held_job, tmp_path):
     store = JsonlStore(daemon.home)
-    token = secrets.token_urlsafe(16)
+    token = new_token(16)
     store.bind(token, held_job)
     r = fm("complete", f"{daemon.url}/callbacks/{token}", "body!", env=env)
     assert r.returncode == 0, r.stderr
@@ -116,7 +116,7 @@ def test_fm_complete_and_send_through_the_daemon(daemon, env, held_job, tmp_path
 
 def test_recovery_moves_what_a_crashed_daemon_logged(env, held_job):
     home = Path(env["FM_HOME"])
-    token = secrets.token_urlsafe(16)
+    token = new_token(16)
     JsonlStore(home).bind(token, held_job)
     lines = [{"job": held_job, "key": "event:go:000000000001", "data": {"data": "a"}},
              {"job": held_job, "key": token, "data": {"body": "cb"}},
@@ -209,7 +209,7 @@ def test_no_acknowledged_delivery_is_lost_at_any_crash_point(env, held_job):
     swept = acked_total = 0
     for at in range(1, 500):
         name = f"go{at}"
-        tokens = [secrets.token_urlsafe(16) for _ in range(CLIENTS * EACH)]
+        tokens = [new_token(16) for _ in range(CLIENTS * EACH)]
         for t in tokens:
             store.bind(t, held_job)
         d = Daemon(home, {**crash_env, "FM_DAEMON_CRASH_AT": str(at)}).start()
@@ -239,9 +239,9 @@ def test_no_fsync_deliver_is_synced_by_sync_deliveries(tmp_path):
     assert store.deliver("job-abcdef", "k1", {"a": 1}, sync=False)
     assert not store.deliver("job-abcdef", "k1", {"a": 2}, sync=False)
     assert store.mail("job-abcdef") == {"k1": {"a": 1}}
-    assert store._unsynced
+    assert store.inboxes.unsynced
     store.sync_deliveries()
-    assert not store._unsynced
+    assert not store.inboxes.unsynced
     assert store.keys("job-abcdef") == ["k1"]
 
 
@@ -251,7 +251,7 @@ def test_a_direct_write_racing_the_daemon(daemon, held_job):
     store = JsonlStore(daemon.home)
     assert daemon.request("POST", f"/jobs/{held_job}/events/go", b"one")[1]["n"] == 1
     store.deliver(held_job, "event:go:000000000002", {"data": "direct"})
-    token = secrets.token_urlsafe(16)
+    token = new_token(16)
     store.bind(token, held_job)
     store.deliver(held_job, token, {"body": "direct"})
     status, body = daemon.request("POST", f"/jobs/{held_job}/events/go", b"two")

@@ -417,10 +417,12 @@ def _file_cases(name: str, base: Base) -> list[Case]:
     out.append(Case(f"{name}: content directory missing", name, "content file damaged",
                     "content" if base.content else "same", _remove("content")))
     inbox_garbage = {"garbage": b"\x00\xffnot json", "a list": b"[1,2]",
-                     "no key": b'{"data":{}}', "empty": b""}
+                     "no key": b'{"data":{}}', "an empty line": b""}
     for what, data in inbox_garbage.items():
         out.append(Case(f"{name}: inbox file holds {what}", name, "garbage inbox file",
-                        "inbox", _write("inbox/6b6579.json", data)))
+                        "inbox", _write("inbox.jsonl", data + b"\n")))
+    out.append(Case(f"{name}: inbox file ends in a torn line", name, "garbage inbox file",
+                    "same", _write("inbox.jsonl", b'{"key": "k", "da')))
     out.append(Case(f"{name}: wake file holds garbage", name, "garbage wake file", "same",
                     _write("../../wake/" + base.job_id, b"soon\x00")))
     return out
