@@ -74,7 +74,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def lost(store, job: str, acked: list[str], wait: float = 10.0) -> int:
-    """Acknowledged deliveries not in the job's inbox once the mover has had `wait` s."""
+    """Acknowledged deliveries not in the job's inbox once the daemon has had `wait` s."""
     end = time.monotonic() + wait
     while True:
         got = store.mail(job)

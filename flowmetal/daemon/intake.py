@@ -1,5 +1,5 @@
 """The daemon's intake log: a delivery is acknowledged once one fdatasync of a shared log holds
-it (group commit, many deliveries per sync) and a mover has put it in the job's inbox without
+it (group commit, many deliveries per sync) and the writer has put it in the job's inbox without
 an fsync of its own; the inboxes are synced once for many before the log is dropped.
 
     <home>/intake.jsonl      the log being written: {"job", "key", "data"} per line
@@ -7,12 +7,14 @@ an fsync of its own; the inboxes are synced once for many before the log is drop
 
 HTTP threads call `callback` or `event`: under one lock the key is decided (a callback token
 already used → False; an event gets the next number of its name), the line joins the open
-batch, and the thread waits until that batch is synced and moved. The writer
-takes every line that arrived meanwhile as its next batch: no timer, no added wait when idle.
-The mover then calls `store.deliver(sync=False)` per line, answers the batch's threads (the
-delivery is durable in the log and visible in the inbox) and pokes the jobs. When the log is
-rotated (SEGMENT_BYTES, or idle for IDLE_ROTATE seconds), the mover makes the moved deliveries
-durable (`store.sync_deliveries`) and deletes the old log. `recover` moves what a crashed
+batch, and the thread waits until that batch is synced and moved. The writer thread takes
+every line that arrived meanwhile as its next batch (no timer, no added wait when idle),
+writes and syncs it, then moves it: `store.deliver(sync=False)` per line (an append to the
+job's inbox file), answers the batch's threads (the delivery is durable in the log and
+visible in the inbox) and pokes the jobs. One thread, not a writer and a mover: a move costs
+less than the hand-off between two threads did. When the log is rotated (SEGMENT_BYTES, or
+idle for IDLE_ROTATE seconds), the writer makes the moved deliveries durable
+(`store.sync_deliveries`) and deletes the old log. `recover` moves what a crashed
 daemon left in the logs before the daemon answers anything: `deliver` refuses a key that is
 already there, so moving a line twice is harmless.
 
@@ -44,8 +46,6 @@ LOG_EVERY = 1.0
 """Seconds between two `in its inbox` lines of one job while its deliveries keep coming."""
 EVENT = "event:"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_CLOSED = "closed"
-"""In the mover's queue after the last batch of a rotated log: checkpoint it."""
 
 
 class IntakeError(FlowmetalError):
@@ -77,15 +77,12 @@ class _Seen:
 
 
 class Intake:
-    """The intake log of one daemon, its writer and mover threads."""
+    """The intake log of one daemon, its writer thread."""
 
     def __init__(self, home, store, log, poke):
         self.home, self.store, self.log, self.poke = home, store, log, poke
-        lock = threading.Lock()
-        self.cond = threading.Condition(lock)       # the writer waits on it for lines
-        self.movable = threading.Condition(lock)    # the mover, for synced batches
+        self.cond = threading.Condition()   # the writer waits on it for lines
         self.batch = _Batch()
-        self.moves: list = []           # committed batches' entries, and _CLOSED markers
         self.seen: dict[str, _Seen] = {}
         self.fd: int | None = None
         self.size = 0
@@ -95,7 +92,6 @@ class Intake:
         self.failed_moves = 0
         self.broken: str | None = None
         self.stopping = False
-        self.writer_done = False
         self.crash = CrashPoints(self._power_cut)
         raw = os.environ.get("FM_DAEMON_INTAKE_SEGMENT", "")     # tests: rotate sooner
         self.segment_bytes = int(raw) if raw.isdigit() else SEGMENT_BYTES
@@ -175,11 +171,9 @@ class Intake:
         return set(moved)
 
     def start(self) -> None:
-        for target, name in ((self._write_loop, "intake-writer"),
-                             (self._move_loop, "intake-mover")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self.threads.append(t)
+        t = threading.Thread(target=self._write_loop, name="intake-writer", daemon=True)
+        t.start()
+        self.threads.append(t)
 
     def stop(self) -> None:
         """Take no more; commit and move what was taken; drop the logs when all is durable."""
@@ -210,15 +204,14 @@ class Intake:
                 if not self.broken and (self.size >= self.segment_bytes or
                                         (not batch.entries and self.size)):
                     self._rotate()
+                if self.unlogged and not self.batch.entries:
+                    self._log_moves(None)   # idle: what was not logged yet
         except Exception:   # a bug: nobody may wait forever for an acknowledgement
             self.log.exception("intake: the writer failed")
             self._fail("the intake writer failed")
             if batch is not None and not batch.done.is_set():
                 batch.error = self.broken
                 batch.done.set()
-        with self.cond:
-            self.writer_done = True
-            self.movable.notify()
 
     def _next_batch(self) -> _Batch | None:
         """The open batch once it has lines (a new one opens); an empty one after IDLE_ROTATE
@@ -251,9 +244,13 @@ class Intake:
         self.synced = self.size
         self.syncs += 1
         self.lines += len(batch.lines)
-        with self.cond:
-            self.moves.append(batch)        # the mover acknowledges it once in the inboxes
-            self.movable.notify()
+        try:
+            self._move_all(batch)
+        except Exception:   # a bug: logged; the lines stay in the log for the next start
+            self.failed_moves += 1
+            self.log.exception("intake: moving deliveries failed")
+        finally:            # durable in the log, moved or not: acknowledged
+            batch.done.set()
 
     def _rotate(self) -> None:
         with self.cond:
@@ -269,9 +266,7 @@ class Intake:
             self._fail(f"cannot rotate the intake log: {e.strerror or e}")
             return
         self.size = self.synced = 0
-        with self.cond:
-            self.moves.append(_CLOSED)
-            self.movable.notify()
+        self._checkpoint()                  # every line of the old log is moved
 
     def _fail(self, why: str) -> None:
         self.log.error("intake: %s; deliveries get 503 until a restart", why)
@@ -281,50 +276,26 @@ class Intake:
         failed.error = why
         failed.done.set()
 
-    # ---- the mover ----
+    # ---- moving to the inboxes ----
 
-    def _move_loop(self) -> None:
-        while True:
-            if self.unlogged and not self.moves:
-                self._log_moves(None)       # idle: what was not logged yet
-            with self.cond:
-                while not self.moves and not self.writer_done:
-                    self.movable.wait()
-                if not self.moves:
-                    return
-                work, self.moves = self.moves, []
-            try:
-                self._move_all(work)
-            except Exception:   # a bug: logged; the lines stay in the log for the next start
-                self.failed_moves += 1
-                self.log.exception("intake: the mover failed")
-            finally:            # durable in the log, moved or not: acknowledged
-                for item in work:
-                    if item is not _CLOSED:
-                        item.done.set()
-
-    def _move_all(self, work: list) -> None:
+    def _move_all(self, batch: _Batch) -> None:
         moved: dict[str, list[str]] = {}
-        for item in work:
-            for e in item.entries if item is not _CLOSED else ():
-                if self._move(e, recovering=False):
-                    moved.setdefault(e["job"], []).append(e["key"])
-            if item is not _CLOSED:
-                item.done.set()             # in the inboxes: answered before the pokes
+        for e in batch.entries:
+            if self._move(e, recovering=False):
+                moved.setdefault(e["job"], []).append(e["key"])
+        batch.done.set()                    # in the inboxes: answered before the pokes
         for job, keys in moved.items():
             self.unlogged.setdefault(job, []).extend(keys)
             try:
                 self.poke(job)
             except JobNotFoundError:
                 pass
-        if _CLOSED in work:
-            self._checkpoint()
         self._log_moves(time.monotonic())
 
     def _log_moves(self, now: float | None) -> None:
         """`job …: in its inbox: …`, one line per job and LOG_EVERY seconds at most while
         deliveries keep coming (a line per delivery would cost as much as the delivery), and
-        the rest when the mover has nothing to do (`now` None)."""
+        the rest when the writer has nothing to do (`now` None)."""
         for job in list(self.unlogged):
             if now is None or now - self.logged_at.get(job, 0.0) >= LOG_EVERY:
                 self.log.info("job %s: in its inbox: %s", job, _summary(self.unlogged.pop(job)))

@@ -38,17 +38,17 @@ class App:
         self.max_body = config.daemon.max_body
 
     def deliver(self, job_id: str, token: str, data: dict) -> bool:
-        """A callback: True once the intake log holds it durably (its mover then puts it in
+        """A callback: True once the intake log holds it durably (its writer then puts it in
         the inbox and pokes the job); False when the token was delivered before."""
         return self.intake.callback(job_id, token, data)
 
     def send(self, job_id: str, name: str, data: str) -> int:
-        """An event: its number once the intake log holds it durably (the mover logs it)."""
+        """An event: its number once the intake log holds it durably (the intake logs it)."""
         return self.intake.event(job_id, name, {"data": data})
 
     def _poke(self, job_id: str) -> None:
         """A delivery is in the job's inbox: if it is parked and awaits it, run it so it can
-        take it. The intake's mover calls this."""
+        take it. The intake calls this."""
         self.supervisor.poke(job_id)
 
     def jobs(self):

@@ -3,7 +3,7 @@
     {"key": "<key>", "data": {...}}     a delivery (a callback token, `event:<name>:<n>`)
     {"taken": "<key>"}                  the job took it: a synced record holds it now
 
-Writers (the daemon's mover, `fm send` / `fm complete` without a daemon, the job taking a
+Writers (the daemon's intake, `fm send` / `fm complete` without a daemon, the job taking a
 delivery) append one line under an exclusive flock of the file; readers hold a shared one. A
 key is used once a line names it: a second delivery of it is refused (the first wins), and
 events are numbered from the keys. A torn last line (a crash in the middle of an append, which
