@@ -14,6 +14,9 @@ from pathlib import Path
 
 from .errors import FlowmetalError
 
+_EUID = os.geteuid() if hasattr(os, "geteuid") else None
+"""This process's user, asked once (the daemon checks a job's directory at every delivery)."""
+
 
 class StateDirError(FlowmetalError):
     """The state directory (or a directory in it) is missing, unusable or not private."""
@@ -50,7 +53,7 @@ def check_private(path, st: os.stat_result) -> None:
         raise StateDirError(f"{path}: is a symbolic link; fm does not follow links here")
     if not stat.S_ISDIR(st.st_mode):
         raise StateDirError(f"{path}: not a directory (set FM_HOME to a directory)")
-    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+    if _EUID is not None and st.st_uid != _EUID:
         raise StateDirError(f"{path}: belongs to another user (uid {st.st_uid}); "
                             "fm uses only a state directory of its own")
     if st.st_mode & 0o022:

@@ -181,7 +181,12 @@ class Supervisor:
         threading.Thread(target=wait, daemon=True, name=f"watch-{job_id}").start()
 
     def poke(self, job_id: str) -> None:
-        """A delivery came for the job: run it if it is parked and waits for it."""
+        """A delivery came for the job: run it if it is parked and waits for it. A job one of
+        our runners has is left alone: the runner looks at the inbox, and `settle` does when
+        the runner exits (parked or not)."""
+        with self.cond:
+            if job_id in self.running:
+                return
         try:
             last = self.store.last(job_id) or {}
         except Exception:
