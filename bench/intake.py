@@ -11,13 +11,11 @@ inbox (lost), the daemon's CPU per delivery, and how many deliveries each intake
 carried. A 2xx means the delivery is durable in the daemon's intake log and in the inbox.
 Nothing is asserted.
 
-Measured 2026-12-03 on a shared 2-core machine with two busy loops and a test suite running
-(three rounds each; docs/daemon.md has main's daemon side by side):
+Measured 2026-12-03 on the 2-core machine, quiet (docs/daemon.md has how it got there):
 
-    2000 4: 279-418 deliveries/s (best sustained 431), p50 7.7 ms, p99 27.8 ms, lost 0,
-            1.7-2.3 ms daemon CPU per delivery, 1.3-1.6 deliveries per log sync
-    1000 8: 232-408 deliveries/s (best sustained 478), p50 10.7 ms, p99 42.7 ms, lost 0,
-            1.5-2.8 ms daemon CPU per delivery, 1.3-1.9 deliveries per log sync
+    2000 4: 1175-1308 deliveries/s (sustained 1243-1329), p50 2.8-3.1 ms, p99 6.4-7.8 ms,
+            lost 0, 0.84-0.89 ms daemon CPU per delivery
+    1000 8: 1403 deliveries/s (sustained 1468), p50 5.3 ms, p99 11.2 ms, lost 0, 0.82 ms
 """
 from __future__ import annotations
 

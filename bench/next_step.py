@@ -7,9 +7,11 @@ The job loops `await --event go; echo "$EPOCHREALTIME" >> OUT` N times; the benc
 event at a time and waits for the job's line, then takes the line's time (drawn when the
 step ran) minus the time just before the POST. Two ways the job can wait:
 
-  held     a foreground `fm` runs the job; its runner looks at the inbox every 0.05 s
-  parked   `fm run -d`: the daemon's runner parks the job at each await and exits; the
-           delivery makes the daemon start a runner, which resumes the job
+  held       a foreground `fm` runs the job; its runner looks at the inbox every 0.05 s
+  lingering  `fm run -d`: the daemon's runner lingers 2 s at each await before it parks
+             (FM_LINGER), and each event comes sooner
+  parked     the same with FM_LINGER=0: the runner parks the job at each await and exits;
+             the delivery makes the daemon start a runner, which resumes the job
 Nothing is asserted.
 """
 from __future__ import annotations
@@ -44,6 +46,9 @@ def measure(mode: str, n: int, d: Path) -> list[float]:
     home, cfg, out = d / f"home-{mode}", d / "c.toml", d / f"out-{mode}"
     env = dict(os.environ, FM_HOME=str(home), FM_CONFIG=str(cfg), PYTHONPATH=str(ROOT),
                FM_HAND_OVER="0")
+    env.pop("FM_LINGER", None)
+    if mode == "parked":
+        env["FM_LINGER"] = "0"
     fm = [sys.executable, "-m", "flowmetal"]
     subprocess.run([*fm, "daemon", "start"], env=env, check=True, capture_output=True)
     script = d / "loop.fm"
@@ -83,7 +88,7 @@ def main() -> None:
         d = Path(d)
         (d / "c.toml").write_text('[daemon]\nlisten = "127.0.0.1:0"\n')
         (d / "loop.fm").write_text(SCRIPT)
-        for mode in ("held", "parked"):
+        for mode in ("held", "lingering", "parked"):
             lat = sorted(measure(mode, n, d))
             pct = {p: lat[min(len(lat) - 1, int(len(lat) * p / 100))] * 1000 for p in (50, 99)}
             print(f"{mode}: {n} events one at a time, delivery to next step p50 "

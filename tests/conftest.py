@@ -15,6 +15,8 @@ import os
 import signal
 
 os.environ["FM_HAND_OVER"] = "0"
+os.environ["FM_LINGER"] = "0"       # the daemon's runners park an await at once (tests that
+                                    # look at lingering set it themselves)
 
 
 def pytest_configure(config):

@@ -55,6 +55,10 @@ PARK_ENV = "FM_PARK_AFTER"
 """Set by the daemon for its runners: a job whose every effect is a wait that ends more than
 this many seconds from now (or never: an await without --timeout) is parked."""
 
+LINGER_ENV = "FM_LINGER"
+"""Set by the daemon for its runners: seconds a job that would park on an await goes on
+waiting first, so that a stream of deliveries does not start a runner for each one."""
+
 ONCE_UNKNOWN_STATUS = 125
 """Each stage's status of a `once` command that a crash interrupted (outcome unknown)."""
 
@@ -308,6 +312,8 @@ class Runner:
         self.since_snapshot = since_snapshot
         park = os.environ.get(PARK_ENV)
         self.park_after = float(park) if park else None   # None: never park (foreground)
+        self.linger = float(os.environ.get(LINGER_ENV) or 0)
+        self.lingered = False           # it lingered since the last completion: park now
         self.handed = os.environ.get(HAND_OVER_ENV) == "0"  # the daemon watches it, or never
         self.handed_over = False        # the daemon watches this process, to go on with it
 
@@ -318,7 +324,7 @@ class Runner:
 
     def run(self) -> int:
         """Run live from the pending requests to the end; returns the job's exit status."""
-        from .scheduler import CancelToken, Scheduler
+        from .scheduler import LINGERED, CancelToken, Scheduler
         m = self.machine
         token = CancelToken()
         if _EARLY[0] is not None:   # `fm cancel` came while the job was being taken or replayed
@@ -335,16 +341,23 @@ class Runner:
                     break
                 if not sched.outstanding():
                     raise RuntimeError("the machine awaits nothing but has not ended")
-                if self.park_after is not None and not token.is_set() and self._park(sched):
-                    return PARKED_STATUS
+                within = None
+                if self.park_after is not None and not token.is_set():
+                    within = self._park(sched)
+                    if within == 0:
+                        return PARKED_STATUS
                 if self.park_after is None and not self.handed:
                     self._hand_over(sched)
                 try:
-                    got = sched.next()
+                    got = sched.next(within)
                 except KeyboardInterrupt:
                     if getattr(token, "second", False):
                         raise
                     got = None      # the first one, inside an effect that does not poll
+                if got is LINGERED:
+                    self.lingered = True
+                    continue
+                self.lingered = False
                 if got is None or token.is_set():
                     token, sched = self._cancel(token, sched)
                     continue
@@ -575,26 +588,30 @@ class Runner:
             sched.unpark(step)
             self._complete(step, {"woken": True}, sched)
 
-    def _park(self, sched) -> bool:
+    def _park(self, sched) -> float | None:
         """Park the job when it only waits, and for longer than `park_after`: its wake-up time
         goes into the store's index and a synced `job.parked` record says what it waits for
-        (docs/daemon.md); the caller then lets the job go. The daemon runs it again when the
-        time comes or a delivery it waits for arrives; the waits run again then (a sleep's
-        `until` is fixed, so it only waits for what is left)."""
+        (docs/daemon.md); 0 then, and the caller lets the job go. The daemon runs it again
+        when the time comes or a delivery it waits for arrives; the waits run again then (a
+        sleep's `until` is fixed, so it only waits for what is left). A job that awaits a
+        delivery waits `linger` seconds here first (that many are returned). None: no park."""
         waits = sched.parked()
         if waits is None:
-            return False
+            return None
         due, awaits = waits
         from ..connectors.clock import get_clock
-        if due - get_clock().now() <= self.park_after:
-            return False
+        clock = get_clock()
+        if due - clock.now() <= self.park_after:
+            return None
+        if awaits and self.linger > 0 and not self.lingered and not clock.fake:
+            return self.linger
         until = None if due == float("inf") else due
         self.journal.lease.set_wake(until)
         self.journal.append("job.parked", {
             "step": self.machine.state["step"], "until": until,
             "waits": awaits})
         self.unsynced = self.volatile = False
-        return True
+        return 0
 
     def _hand_over(self, sched) -> None:
         """A foreground job that waits for a delivery, or only waits and for longer than

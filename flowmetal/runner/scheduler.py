@@ -42,6 +42,10 @@ class CancelToken:
         return self._event.is_set()
 
 
+LINGERED = object()
+"""What `next(within=…)` returns when nothing completed in time."""
+
+
 class Scheduler:
     """The effects of one job in flight; one instance per runner."""
 
@@ -75,8 +79,9 @@ class Scheduler:
     def outstanding(self) -> int:
         return len(self.ready) + len(self.timers) + len(self.running)
 
-    def next(self):
-        """The next completed effect as (step, result), or None once the token is set."""
+    def next(self, within: float | None = None):
+        """The next completed effect as (step, result), or None once the token is set;
+        LINGERED when `within` seconds pass first."""
         if len(self.ready) == 1 and not self.timers and not self.running:
             step, req = self.ready.pop()
             if not EFFECTS[req["op"]].waits:
@@ -84,7 +89,7 @@ class Scheduler:
             self.ready.append((step, req))
         while self.ready:
             self._start(*self.ready.pop(0))
-        return self._wait()
+        return self._wait(None if within is None else time.monotonic() + within)
 
     def _inline(self, req: dict) -> dict:
         self.inline = True
@@ -113,7 +118,7 @@ class Scheduler:
         fut = self._pool.submit(perform, req, term, self.token)
         fut.add_done_callback(lambda f, s=step, t=term: self.done.put((s, f, t)))
 
-    def _wait(self):
+    def _wait(self, end: float | None):
         clock = get_clock()
         while True:
             if self.token.is_set():
@@ -124,6 +129,11 @@ class Scheduler:
                 got, timeout = self._timer(clock)
             else:
                 timeout = POLL
+            if got is None and end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return LINGERED
+                timeout = min(timeout, left)
             if got is None:
                 if self.awaiting:
                     timeout = min(timeout, deliveries.POLL)

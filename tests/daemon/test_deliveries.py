@@ -265,3 +265,29 @@ def test_fm_log_shows_where_a_job_was_parked(daemon, env, tmp_path):
     wait_for(lambda: _ps(env)[job]["state"] == "done", what="the job to end")
     log = fm("log", job, env=env).stdout
     assert "await  event go  -> (parked)" in log and "-> event go #1 (2 chars)" in log
+
+
+def test_a_job_lingers_before_it_parks_so_a_stream_of_events_keeps_its_runner(env, tmp_path):
+    """FM_LINGER (the daemon sets 2 s): a job that would park on an await waits that long in
+    its runner first; events that keep coming are taken there, without a runner start each."""
+    d = Daemon(Path(env["FM_HOME"]), dict(env, FM_LINGER="3")).start()
+    try:
+        script = tmp_path / "stream.fm"
+        script.write_text('for i in 1 2 3 4; do x=$(await --event e); echo "$x" >> out.txt; '
+                          'done\n')
+        job = fm("run", "-d", script, env=env, cwd=tmp_path).stdout.strip()
+        out = tmp_path / "out.txt"
+        for n in range(1, 4):
+            time.sleep(0.5)
+            assert d.request("POST", f"/jobs/{job}/events/e", f"m{n}".encode())[0] == 202
+            wait_for(lambda n=n: out.exists() and len(out.read_text().split()) == n,
+                     what=f"event {n} taken")
+        kinds = [r["kind"] for r in JsonlStore(d.home).records(job)]
+        assert "job.parked" not in kinds                # one runner took all three
+        wait_for(lambda: _ps(env)[job]["state"] == "waiting" and not _ps(env)[job]["pid"],
+                 what="the job parked once the events stopped")
+        d.request("POST", f"/jobs/{job}/events/e", b"m4")
+        wait_for(lambda: _ps(env)[job]["state"] == "done", what="the job to end")
+        assert out.read_text().split() == ["m1", "m2", "m3", "m4"]
+    finally:
+        d.stop()
