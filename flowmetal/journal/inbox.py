@@ -7,7 +7,10 @@ Writers (the daemon's intake, `fm send` / `fm complete` without a daemon, the jo
 delivery) append one line under an exclusive flock of the file; readers hold a shared one. A
 key is used once a line names it: a second delivery of it is refused (the first wins), and
 events are numbered from the keys. A torn last line (a crash in the middle of an append, which
-was never acknowledged) is ignored by readers and cut off by the next writer.
+was never acknowledged) is ignored by readers and cut off by the next writer. A damaged line
+is an error for readers (the job cannot trust its inbox), but writers go past it: one job's
+damaged inbox must not stop the daemon from moving other deliveries (its intake refuses to
+start while a delivery cannot be moved).
 
 One file per job rather than one per delivery: on some file systems each new inode costs the
 kernel a millisecond, which capped the daemon's intake at a few hundred deliveries a second.
@@ -42,6 +45,7 @@ class _Read:
         self.lines = 0
         self.items: dict[str, object] = {}
         self.last = b""         # the last line read (its newline included)
+        self.damaged: str | None = None     # the first damaged line a writer went past
 
 
 class Inboxes:
@@ -133,6 +137,8 @@ class _Open:
             fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
             with self.inboxes._lock:    # two readers of one file in two threads: one at a time
                 self._catch_up()
+            if not self.exclusive and self.state is not None and self.state.damaged:
+                raise JournalError(self.state.damaged)
         except BaseException:
             os.close(self.fd)
             raise
@@ -164,7 +170,12 @@ class _Open:
         else:
             data = data[len(state.last):]
         for raw in data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]:
-            _apply(state, raw, f"{self.path}:{state.lines + 1}")
+            try:
+                _apply(state, raw, f"{self.path}:{state.lines + 1}")
+            except JournalError as e:
+                if not self.exclusive:
+                    raise
+                state.damaged = state.damaged or e.message
             state.lines += 1
             state.offset += len(raw) + 1
             state.last = raw + b"\n"

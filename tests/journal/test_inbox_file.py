@@ -72,9 +72,11 @@ def test_a_damaged_line_is_an_error_naming_it(store, garbage):
         f.write(garbage + b"\n")
     with pytest.raises(JournalError, match=r"inbox.jsonl:2: damaged delivery"):
         JsonlStore(store.home).mail(JOB)
+    assert store.deliver(JOB, "b", {})              # writers go past it (the daemon must)
     with pytest.raises(JournalError, match=r"inbox.jsonl:2: damaged delivery"):
-        store.deliver(JOB, "b", {})                 # nothing is added after damage either
-
+        store.mail(JOB)                             # the same process reads it as damaged
+    with pytest.raises(JournalError, match=r"inbox.jsonl:2: damaged delivery"):
+        JsonlStore(store.home).keys(JOB)
 
 def test_a_power_cut_loses_only_what_was_not_synced(store):
     store.deliver(JOB, "a", {"n": 1})
