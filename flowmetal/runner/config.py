@@ -173,27 +173,11 @@ def parse_config(raw: bytes | str, filename: str) -> Config:
 
 # ---- value checkers: each returns the converted value or raises ValueError(why) ----
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-
-
 def parse_duration(text: str) -> float:
-    """Seconds in a duration like `250ms`, `30s`, `1h30m` or a bare number; ValueError if bad."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        pos, value = 0, 0.0
-        for m in _DURATION_RE.finditer(text):
-            if m.start() != pos:
-                break
-            value += float(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(text) or not text:
-            raise ValueError(f"{text!r} is not a duration (like 30s, 5m, 1h30m, 250ms)") from None
-    if value != value or value in (float("inf"), float("-inf")) or value < 0:
-        raise ValueError(f"{text!r} is not a duration")
-    return value
+    """Seconds in a duration like `250ms`, `30s`, `1h30m` or a bare number; ValueError if bad.
+    The language's own parser (machine/duration.py): one grammar for config and scripts."""
+    from ..machine.duration import parse_duration as parse  # lazy: only a duration string
+    return parse(text)                                      # in the file needs the machine
 
 
 def _duration(v) -> float:
