@@ -27,7 +27,10 @@ parked timers: RSS 30.9 MB (25.2 with 2 jobs), idle CPU 0.00-0.01 s in 30 s, sta
 wall for 13.2-14.4 s CPU; 1,000 due in one second: all done in 91-103 s (0.17 s of runner
 CPU each); lateness with 12,000 parked: p50 0.49-0.61 s, p99 0.77-0.82 s. Those start-ups were
 before the daemon filed jobs by their last record beside its loop; after it, `2000 20 10 5 1`
-(load 5.6): start-up 0.83 s, 0.70 s of daemon CPU, 0 idle wake-ups.
+(load 5.6): start-up 0.83 s, 0.70 s of daemon CPU, 0 idle wake-ups. On the current code,
+defaults, quiet machine (2026-12-03): RSS 32.5 MB, idle CPU 0.00 s and 0 wake-ups in 30 s,
+start-up 3.27-4.56 s for 10,000 timers, 1,000 due all done in 86.5 s, lateness p50 0.33 s,
+p99 0.47 s (the daemon's part p99 41 ms).
 """
 from __future__ import annotations
 
