@@ -30,6 +30,8 @@ from ..errors import JournalError
 from ._fs import fsync_dir, fsync_fd, pread_all
 
 NAME = "inbox.jsonl"
+LEGACY = "inbox"
+"""The directory that held a job's inbox before this file (migrated at first use)."""
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 TAKEN = object()
 """The data of a delivery the job has taken (its key stays used)."""
@@ -53,6 +55,7 @@ class Inboxes:
 
     def __init__(self):
         self._read: dict[Path, _Read] = {}
+        self._looked: set[Path] = set()        # job dirs checked for a LEGACY directory
         self._lock = threading.Lock()          # the daemon's threads share one store
         self.unsynced: dict[Path, int] = {}     # appended with sync=False: path -> synced size
 
@@ -105,7 +108,35 @@ class Inboxes:
             os.truncate(path, size)
 
     def _open(self, job_dir: Path, *, exclusive: bool, create: bool) -> _Open:
+        if job_dir not in self._looked:
+            self._looked.add(job_dir)
+            if os.path.isdir(job_dir / LEGACY):
+                self._migrate(job_dir)
         return _Open(self, job_dir / NAME, exclusive, create)
+
+    def _migrate(self, job_dir: Path) -> None:
+        """Move an inbox of fm before this file (`inbox/<hex of key>.json`, one file per
+        delivery, `{"key", "taken": true}` once taken) into it, durably, then delete it. A
+        crash midway is harmless: keys already in the file are skipped next time."""
+        legacy = job_dir / LEGACY
+        with _Open(self, job_dir / NAME, True, True) as f:
+            for name in sorted(os.listdir(legacy)):
+                if name.startswith(".") or not name.endswith(".json"):
+                    continue
+                try:
+                    key = bytes.fromhex(name[:-5]).decode("utf-8", "surrogatepass")
+                    item = json.loads((legacy / name).read_bytes())
+                    data = {} if item.get("taken") else item["data"]
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    raise JournalError(f"{legacy / name}: damaged delivery") from None
+                if key not in f.state.items:
+                    f.append(json.dumps({"key": key, "data": data}).encode() + b"\n", False)
+                if item.get("taken") and f.state.items[key] is not TAKEN:
+                    f.append(json.dumps({"taken": key}).encode() + b"\n", False)
+            fsync_fd(f.fd)
+            fsync_dir(job_dir)
+        import shutil
+        shutil.rmtree(legacy)
 
 
 class _Open:

@@ -121,3 +121,19 @@ def test_a_file_cut_back_and_written_again_is_read_again(store, tmp_path):
     JsonlStore(store.home).deliver(JOB, "d", {"n": 4})
     assert _file(store).stat().st_size >= size
     assert reader.keys(JOB) == ["a", "c", "d"]
+
+
+def test_an_inbox_directory_of_an_earlier_fm_is_moved_into_the_file(store, tmp_path):
+    legacy = store.jobs / JOB / "inbox"
+    legacy.mkdir(mode=0o700)
+    for key, item in (("cb", {"key": "cb", "data": {"body": "x"}}),
+                      ("event:go:000000000001", {"key": "event:go:000000000001", "taken": True}),
+                      ("event:go:000000000002", {"key": "event:go:000000000002",
+                                                 "data": {"data": "2"}})):
+        (legacy / (key.encode().hex() + ".json")).write_text(json.dumps(item))
+    fresh = JsonlStore(store.home)
+    assert fresh.mail(JOB) == {"cb": {"body": "x"}, "event:go:000000000002": {"data": "2"}}
+    assert fresh.keys(JOB) == ["cb", "event:go:000000000001", "event:go:000000000002"]
+    assert not legacy.exists()
+    assert not fresh.deliver(JOB, "event:go:000000000001", {})     # taken stays used
+    assert JsonlStore(store.home).send(JOB, "go", {}) == 3
