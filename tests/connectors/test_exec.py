@@ -373,7 +373,9 @@ def test_should_stop_terminates_quickly_and_leaves_no_child(term, env, tmp_path)
                        should_stop=lambda: time.monotonic() - start > 0.05)
     assert time.monotonic() - start < 4   # SIGTERM at once, not SIGKILL after 2 s
     assert res["stopped"] is True
-    assert res["status"] == [143, 143]
+    # The stages are signalled one after the other: on a loaded machine `cat` may see the
+    # EOF of the killed `sleep` and end by itself (0) before its own SIGTERM comes.
+    assert res["status"][0] == 143 and res["status"][1] in (0, 143)
     assert all(gone(pid) for pid in pids)
 
 
