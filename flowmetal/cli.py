@@ -572,6 +572,29 @@ def cmd_prune(args) -> int:
     return 0
 
 
+@command("config", arg("--json", action="store_true", help="one JSON object per setting"))
+def cmd_config(args) -> int:
+    """Show the effective settings and where each came from.
+
+    The config file is $FM_CONFIG, else config.toml in the user's config directory
+    (docs/cli.md, "Configuration"); a setting the file does not give has its default. A bad
+    file is an error naming the file and the key, as for every other command.
+    """
+    import json
+
+    from .runner.config import config_path, load_config, settings
+    config = load_config()
+    if args.json:
+        for name, value, where in settings(config):
+            print(json.dumps({"name": name, "value": value, "from": where or "default"}))
+        return 0
+    print(f"# {config.path or f'{config_path()} (missing: every setting is its default)'}")
+    for name, value, where in settings(config):
+        shown = "(none)" if value is None else json.dumps(value)
+        print(f"{name} = {shown}" + ("" if where else "    # default"))
+    return 0
+
+
 @command("daemon", arg("action", choices=["start", "stop", "status", "run"]))
 def cmd_daemon(args) -> int:
     """Start, stop, inspect or run (in the foreground) the daemon.

@@ -104,6 +104,9 @@ class Config:
     path: str | None = None
     """The file this was loaded from, None when no config file exists."""
 
+    given: tuple = ()
+    """The settings the file gave (`section.key`); every other one is its default."""
+
 
 def config_path() -> Path:
     """$FM_CONFIG, else platformdirs' user config dir + /config.toml."""
@@ -148,7 +151,7 @@ def parse_config(raw: bytes | str, filename: str) -> Config:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{filename}: invalid TOML: {e}") from None
-    sections = {}
+    sections, given = {}, []
     for name, value in data.items():
         spec = _SECTIONS.get(name)
         if spec is None:
@@ -167,8 +170,21 @@ def parse_config(raw: bytes | str, filename: str) -> Config:
                 kwargs[key] = check(v)
             except ValueError as e:
                 raise ConfigError(f"{filename}: bad value for `{name}.{key}`: {e}") from None
+            given.append(f"{name}.{key}")
         sections[name] = cls(**kwargs)
-    return Config(**sections, path=filename)
+    return Config(**sections, path=filename, given=tuple(given))
+
+
+def settings(config: Config) -> list[tuple[str, object, str | None]]:
+    """(`section.key`, its value, the file that gave it or None for the default) of every
+    setting, in the order of the sections above (`fm config`)."""
+    out = []
+    for name, (_, checkers) in _SECTIONS.items():
+        section = getattr(config, name)
+        for key in checkers:
+            where = config.path if f"{name}.{key}" in config.given else None
+            out.append((f"{name}.{key}", getattr(section, key), where))
+    return out
 
 
 # ---- value checkers: each returns the converted value or raises ValueError(why) ----

@@ -130,3 +130,30 @@ def test_records_are_frozen_and_documented():
             assert f'    {name}: ' in src
             after = src.split(f'    {name}: ', 1)[1].split("\n", 2)[1]
             assert after.strip().startswith('"""'), (cls.__name__, name)
+
+
+def test_fm_config_shows_each_setting_and_where_it_came_from(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    path = tmp_path / "c.toml"
+    path.write_text('[daemon]\nlisten = "127.0.0.1:9999"\n[retry]\ndelay = "1m30s"\n')
+    env = dict(os.environ, FM_CONFIG=str(path), FM_HOME=str(tmp_path / "home"))
+
+    def fm(*args):
+        return subprocess.run([sys.executable, "-m", "flowmetal", "config", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+    lines = fm().stdout.splitlines()
+    assert lines[0] == f"# {path}"
+    assert 'daemon.listen = "127.0.0.1:9999"' in lines and "retry.delay = 90.0" in lines
+    assert "retry.attempts = 5    # default" in lines and "shell.prompt = (none)    # default" in lines
+    rows = {r["name"]: r for r in map(json.loads, fm("--json").stdout.splitlines())}
+    assert rows["daemon.listen"] == {"name": "daemon.listen", "value": "127.0.0.1:9999",
+                                     "from": str(path)}
+    assert rows["journal.fsync"]["from"] == "default" and len(rows) == len(cfg.settings(Config()))
+    path.write_text("[daemon]\nlisten = 5\n")
+    bad = fm()
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == (f"fm: {path}: bad value for `daemon.listen`: expected "
+                                  '"HOST:PORT", got 5')
